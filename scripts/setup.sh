@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what building and testing signal-trace needs, and nothing that is already there.
+# Idempotent: on a machine that has everything it returns in well under a second.
+#   scripts/setup.sh          build toolchain (nightly rust-src, LLVM 22, bpf-linker)
+#   scripts/setup.sh --test   the above plus what the live tests use
+set -euo pipefail
+
+BPF_LINKER_VERSION=0.13.0
+LLVM_MAJOR=22
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+export PATH="$HOME/.cargo/bin:$PATH"
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${missing[*]} (run this script as root to install them)"; exit 1
+  fi
+  if [ $apt_updated -eq 0 ]; then
+    log "apt-get update"; apt-get update -qq; apt_updated=1
+  fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# 1. nightly with rust-src: the eBPF crate is built with -Z build-std=core.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  log "the nightly toolchain is missing and cannot be fetched here"; exit 1
+fi
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+  log "adding rust-src to nightly"
+  rustup component add rust-src --toolchain nightly >/dev/null
+fi
+
+# 2. bpf-linker built against LLVM 22.
+if ! bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
+  apt_install "llvm-$LLVM_MAJOR-dev"
+  log "building bpf-linker $BPF_LINKER_VERSION against LLVM $LLVM_MAJOR (about a minute)"
+  LLVM_PREFIX=/usr/lib/llvm-$LLVM_MAJOR cargo +stable install --quiet --locked bpf-linker \
+    --version "$BPF_LINKER_VERSION" --no-default-features --features "llvm-$LLVM_MAJOR"
+fi
+
+# 3. What the live tests drive: util-linux (unshare, setpriv, kill --queue), procps.
+if [ $want_test -eq 1 ]; then
+  apt_install util-linux procps
+fi

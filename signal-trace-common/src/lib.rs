@@ -1,0 +1,226 @@
+//! Wire types shared by the kernel programs and the userspace tracer.
+//!
+//! Everything here crosses the kernel/user boundary as raw bytes, so every struct is
+//! `#[repr(C)]`, has no implicit padding (explicit `_pad` fields where alignment needs it),
+//! uses integers rather than `bool` or enums, and carries a size assertion.
+#![no_std]
+
+/// `TASK_COMM_LEN` in include/linux/sched.h.
+pub const COMM_LEN: usize = 16;
+
+// --- Event kinds (`Event::kind`) ---
+/// `signal:signal_generate`: a signal was generated for a task.
+pub const KIND_GENERATE: u32 = 1;
+/// `signal:signal_deliver`: a signal was dequeued by its receiver.
+pub const KIND_DELIVER: u32 = 2;
+/// `sched:sched_process_exit` of the last thread of a process.
+pub const KIND_EXIT: u32 = 3;
+/// A signal-sending syscall returned an error.
+pub const KIND_SEND_FAILED: u32 = 4;
+/// Number of kinds, for per-kind counters (index 0 is unused).
+pub const KIND_COUNT: u32 = 5;
+
+// --- `Event::flags` bits ---
+/// generate: the signal is blocked in the target (`task->blocked`).
+pub const FLAG_BLOCKED: u32 = 1 << 0;
+/// generate: the target is traced (`task->ptrace != 0`).
+pub const FLAG_PTRACED: u32 = 1 << 1;
+/// generate: the target is a kernel thread (`PF_KTHREAD`).
+pub const FLAG_KTHREAD: u32 = 1 << 2;
+/// generate/deliver: full task_struct data was read (raw tracepoint with BTF offsets);
+/// without it only the classic tracepoint's own fields are valid.
+pub const FLAG_FULL: u32 = 1 << 3;
+/// send_failed: `arg_pid` is a pidfd, not a pid.
+pub const FLAG_PIDFD: u32 = 1 << 4;
+/// generate: the siginfo pointer was `SEND_SIG_PRIV` (sent by the kernel itself).
+pub const FLAG_INFO_PRIV: u32 = 1 << 5;
+/// generate: the siginfo pointer was `SEND_SIG_NOINFO` (plain kill from user space).
+pub const FLAG_INFO_NONE: u32 = 1 << 6;
+
+// --- `Event::syscall` values for send_failed ---
+pub const SYSCALL_KILL: u32 = 1;
+pub const SYSCALL_TKILL: u32 = 2;
+pub const SYSCALL_TGKILL: u32 = 3;
+pub const SYSCALL_RT_SIGQUEUEINFO: u32 = 4;
+pub const SYSCALL_RT_TGSIGQUEUEINFO: u32 = 5;
+pub const SYSCALL_PIDFD_SEND_SIGNAL: u32 = 6;
+
+/// One side of a signal: a task and the process it belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Task {
+    /// Thread-group id (the process id as `ps` shows it); 0 when unknown.
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// The process id inside the process's own PID namespace; 0 when unknown.
+    pub ns_pid: u32,
+    /// Real uid (sender only; 0 for targets).
+    pub uid: u32,
+    /// cgroup v2 id (kernfs node id of the default-hierarchy cgroup); 0 when unknown.
+    pub cgroup_id: u64,
+    /// `comm` of the thread (generate: sender thread; target, exit: the process leader).
+    pub comm: [u8; COMM_LEN],
+}
+const _: () = assert!(core::mem::size_of::<Task>() == 40);
+
+/// One record in the ring buffer. Fixed size for every kind; the meaning of each field per
+/// kind is documented on the field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// `KIND_*`.
+    pub kind: u32,
+    /// Signal number (0 for a failed `kill(pid, 0)` probe).
+    pub signo: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the hook ran.
+    pub ts_ns: u64,
+    /// generate/deliver: `si_code`.
+    pub code: i32,
+    /// generate/deliver: `si_errno`; send_failed: the positive errno the syscall returned.
+    pub errno: i32,
+    /// generate: `enum trace_signal_result` (0 delivered … 4 lose_info).
+    pub result: u32,
+    /// generate: the tracepoint's `group` argument (1 = process-wide, 0 = thread-directed).
+    pub group: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// generate: `task->signal->flags` of the target (SIGNAL_UNKILLABLE, SIGNAL_GROUP_EXIT…).
+    pub signal_flags: u32,
+    /// exit: `task->exit_code` as wait(2) encodes it.
+    pub status: u32,
+    /// send_failed: `SYSCALL_*`.
+    pub syscall: u32,
+    /// send_failed: the pid argument (negative for process groups; a pidfd with `FLAG_PIDFD`).
+    pub arg_pid: i32,
+    /// send_failed: the thread argument of tgkill / rt_tgsigqueueinfo, else 0.
+    pub arg_tid: i32,
+    /// deliver: `si_pid` from the siginfo (meaningful for SI_USER, SI_TKILL, SI_QUEUE, CLD_*).
+    pub si_pid: i32,
+    /// deliver: `si_uid` from the siginfo.
+    pub si_uid: u32,
+    /// Explicit padding so that `sender` is 8-aligned; always 0.
+    pub _pad: u32,
+    /// generate, send_failed: the task that caused the signal (current).
+    pub sender: Task,
+    /// generate: the target; deliver: the receiver; exit: the exiting process.
+    pub target: Task,
+    /// generate: the target's `sa_handler` for this signal; deliver: the handler used.
+    pub handler: u64,
+    /// generate/deliver: the matching `sa_flags`.
+    pub sa_flags: u64,
+}
+const _: () = assert!(core::mem::size_of::<Event>() == 168);
+
+/// Field offsets inside kernel structures, resolved from the running kernel's BTF by userspace
+/// and handed to the programs as a read-only global. `valid == 0` means "not resolved": the
+/// programs then only use what the classic tracepoints provide.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub valid: u32,
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_comm: u32,
+    pub task_flags: u32,
+    pub task_ptrace: u32,
+    pub task_signal: u32,
+    pub task_sighand: u32,
+    pub task_blocked: u32,
+    pub task_group_leader: u32,
+    pub task_thread_pid: u32,
+    pub task_cgroups: u32,
+    pub task_exit_code: u32,
+    pub signal_flags: u32,
+    pub signal_live: u32,
+    pub sighand_action: u32,
+    pub k_sigaction_size: u32,
+    pub sigaction_handler: u32,
+    pub sigaction_flags: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_nr: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    pub siginfo_errno: u32,
+    pub siginfo_code: u32,
+    pub siginfo_pid: u32,
+    pub siginfo_uid: u32,
+}
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 30 * 4);
+
+/// Offsets of the fields of the classic `signal:signal_generate` and `signal:signal_deliver`
+/// records, read from their tracefs `format` files (used without BTF).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassicOffsets {
+    pub gen_sig: u32,
+    pub gen_errno: u32,
+    pub gen_code: u32,
+    pub gen_comm: u32,
+    pub gen_pid: u32,
+    pub gen_group: u32,
+    pub gen_result: u32,
+    pub del_sig: u32,
+    pub del_errno: u32,
+    pub del_code: u32,
+    pub del_sa_handler: u32,
+    pub del_sa_flags: u32,
+}
+const _: () = assert!(core::mem::size_of::<ClassicOffsets>() == 12 * 4);
+
+// --- `FilterConfig::flags` bits: which in-kernel filters are active ---
+pub const FILTER_PID_EITHER: u32 = 1 << 0;
+pub const FILTER_PID_TARGET: u32 = 1 << 1;
+pub const FILTER_PID_SENDER: u32 = 1 << 2;
+pub const FILTER_COMM: u32 = 1 << 3;
+pub const FILTER_SIGNAL: u32 = 1 << 4;
+pub const FILTER_RESULT: u32 = 1 << 5;
+pub const FILTER_CGROUP_EITHER: u32 = 1 << 6;
+pub const FILTER_CGROUP_TARGET: u32 = 1 << 7;
+pub const FILTER_CGROUP_SENDER: u32 = 1 << 8;
+
+// --- values in the PID_FILTER / CGROUP_FILTER / COMM_FILTER maps: which side a key selects ---
+pub const SIDE_EITHER: u32 = 1 << 0;
+pub const SIDE_TARGET: u32 = 1 << 1;
+pub const SIDE_SENDER: u32 = 1 << 2;
+
+/// What the programs filter on and how they wake userspace; a read-only global.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterConfig {
+    /// `FILTER_*` bits.
+    pub flags: u32,
+    /// Bit `r` set: generate results `r` pass (with `FILTER_RESULT`).
+    pub result_mask: u32,
+    /// Bit `n - 1` set: signal `n` passes (with `FILTER_SIGNAL`); signal 0 never passes then.
+    pub signal_mask: u64,
+    /// Wake the reader only once this many bytes wait in the ring buffer (0: every record).
+    pub wakeup_bytes: u64,
+}
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 24);
+
+/// Per-send state kept between a signal syscall's entry and its exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingSend {
+    pub syscall: u32,
+    pub signo: u32,
+    pub arg_pid: i32,
+    pub arg_tid: i32,
+}
+const _: () = assert!(core::mem::size_of::<PendingSend>() == 16);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all these types are repr(C), made only of integers and integer arrays, with no
+    // implicit padding (checked by the size assertions above).
+    unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::Task {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::ClassicOffsets {}
+    unsafe impl aya::Pod for super::FilterConfig {}
+    unsafe impl aya::Pod for super::PendingSend {}
+}

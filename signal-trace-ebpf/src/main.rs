@@ -1,0 +1,712 @@
+//! signal-trace kernel programs.
+//!
+//! One function per hook, named after it. Every program filters before it reserves ring-buffer
+//! space, and counts what it could not send in `LOST`. Kernel structure layouts are not compiled
+//! in: userspace resolves field offsets from the running kernel's BTF and passes them in
+//! `OFFSETS`; without BTF the classic tracepoints' own fields (offsets in `CLASSIC`) are used.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel,
+        generated::{bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns},
+    },
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
+    Global,
+};
+use signal_trace_common::*;
+
+#[unsafe(no_mangle)]
+static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
+    valid: 0,
+    task_tgid: 0,
+    task_pid: 0,
+    task_comm: 0,
+    task_flags: 0,
+    task_ptrace: 0,
+    task_signal: 0,
+    task_sighand: 0,
+    task_blocked: 0,
+    task_group_leader: 0,
+    task_thread_pid: 0,
+    task_cgroups: 0,
+    task_exit_code: 0,
+    signal_flags: 0,
+    signal_live: 0,
+    sighand_action: 0,
+    k_sigaction_size: 0,
+    sigaction_handler: 0,
+    sigaction_flags: 0,
+    pid_level: 0,
+    pid_numbers: 0,
+    upid_size: 0,
+    upid_nr: 0,
+    css_set_dfl_cgrp: 0,
+    cgroup_kn: 0,
+    kernfs_node_id: 0,
+    siginfo_errno: 0,
+    siginfo_code: 0,
+    siginfo_pid: 0,
+    siginfo_uid: 0,
+});
+
+#[unsafe(no_mangle)]
+static CLASSIC: Global<ClassicOffsets> = Global::new(ClassicOffsets {
+    gen_sig: 0,
+    gen_errno: 0,
+    gen_code: 0,
+    gen_comm: 0,
+    gen_pid: 0,
+    gen_group: 0,
+    gen_result: 0,
+    del_sig: 0,
+    del_errno: 0,
+    del_code: 0,
+    del_sa_handler: 0,
+    del_sa_flags: 0,
+});
+
+#[unsafe(no_mangle)]
+static FILTER: Global<FilterConfig> = Global::new(FilterConfig {
+    flags: 0,
+    result_mask: 0,
+    signal_mask: 0,
+    wakeup_bytes: 0,
+});
+
+/// The events. Its size is set by userspace at load time (`--ring-size`).
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Records that could not be reserved, per CPU, indexed by `KIND_*`.
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(KIND_COUNT, 0);
+
+/// pid or tid -> `SIDE_*` bits it is selected for.
+#[map]
+static PID_FILTER: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
+
+/// cgroup id -> `SIDE_*` bits it is selected for.
+#[map]
+static CGROUP_FILTER: HashMap<u64, u32> = HashMap::with_max_entries(16384, 0);
+
+/// comm (NUL-padded) -> `SIDE_*` bits.
+#[map]
+static COMM_FILTER: HashMap<[u8; COMM_LEN], u32> = HashMap::with_max_entries(64, 0);
+
+/// tid -> the arguments of a signal syscall in progress.
+#[map]
+static PENDING_SENDS: HashMap<u32, PendingSend> = HashMap::with_max_entries(16384, 0);
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+#[inline(always)]
+fn read<T: Default>(base: u64, off: u32) -> T {
+    if base == 0 {
+        return T::default();
+    }
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T) }.unwrap_or_default()
+}
+
+#[inline(always)]
+fn read_comm(base: u64, off: u32, dst: &mut [u8; COMM_LEN]) {
+    if base != 0 {
+        if let Ok(c) =
+            unsafe { bpf_probe_read_kernel((base + off as u64) as *const [u8; COMM_LEN]) }
+        {
+            *dst = c;
+        }
+    }
+}
+
+#[inline(always)]
+fn count_lost(kind: u32) {
+    if let Some(p) = LOST.get_ptr_mut(kind) {
+        unsafe { *p += 1 };
+    }
+}
+
+/// Notification batching: wake the reader only when enough data waits; userspace also polls on
+/// a short timer, so a quiet stream is still flushed promptly.
+#[inline(always)]
+fn wakeup_flags(cfg: &FilterConfig) -> u64 {
+    if cfg.wakeup_bytes == 0 {
+        return 0;
+    }
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= cfg.wakeup_bytes {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+#[inline(always)]
+fn pid_sides(tgid: u32, tid: u32) -> u32 {
+    let mut sides = unsafe { PID_FILTER.get(&tgid) }.copied().unwrap_or(0);
+    if tid != tgid && tid != 0 {
+        sides |= unsafe { PID_FILTER.get(&tid) }.copied().unwrap_or(0);
+    }
+    sides
+}
+
+#[inline(always)]
+fn cgroup_sides(id: u64) -> u32 {
+    if id == 0 {
+        return 0;
+    }
+    unsafe { CGROUP_FILTER.get(&id) }.copied().unwrap_or(0)
+}
+
+#[inline(always)]
+fn comm_sides(comm: &[u8; COMM_LEN]) -> u32 {
+    unsafe { COMM_FILTER.get(comm) }.copied().unwrap_or(0)
+}
+
+/// Applies one kind of side-aware filter: `t` and `s` are the `SIDE_*` bits the target and the
+/// sender hold in the filter's map.
+#[inline(always)]
+fn sides_pass(flags: u32, either: u32, target: u32, sender: u32, t: u32, s: u32) -> bool {
+    if flags & either != 0 && (t | s) & SIDE_EITHER == 0 {
+        return false;
+    }
+    if flags & target != 0 && t & SIDE_TARGET == 0 {
+        return false;
+    }
+    if flags & sender != 0 && s & SIDE_SENDER == 0 {
+        return false;
+    }
+    true
+}
+
+#[inline(always)]
+fn signal_passes(cfg: &FilterConfig, sig: u32) -> bool {
+    if cfg.flags & FILTER_SIGNAL == 0 {
+        return true;
+    }
+    sig >= 1 && sig <= 64 && (cfg.signal_mask >> (sig - 1)) & 1 == 1
+}
+
+const PID_FILTERS: u32 = FILTER_PID_EITHER | FILTER_PID_TARGET | FILTER_PID_SENDER;
+const CGROUP_FILTERS: u32 = FILTER_CGROUP_EITHER | FILTER_CGROUP_TARGET | FILTER_CGROUP_SENDER;
+
+/// The side filters (pid, cgroup, comm) for one signal between `sender` and `target`.
+#[inline(always)]
+fn sides_filter(cfg: &FilterConfig, sender: &Task, target: &Task) -> bool {
+    if cfg.flags & PID_FILTERS != 0 {
+        let t = pid_sides(target.tgid, target.tid);
+        let s = pid_sides(sender.tgid, sender.tid);
+        if !sides_pass(
+            cfg.flags,
+            FILTER_PID_EITHER,
+            FILTER_PID_TARGET,
+            FILTER_PID_SENDER,
+            t,
+            s,
+        ) {
+            return false;
+        }
+    }
+    if cfg.flags & CGROUP_FILTERS != 0 {
+        let t = cgroup_sides(target.cgroup_id);
+        let s = cgroup_sides(sender.cgroup_id);
+        if !sides_pass(
+            cfg.flags,
+            FILTER_CGROUP_EITHER,
+            FILTER_CGROUP_TARGET,
+            FILTER_CGROUP_SENDER,
+            t,
+            s,
+        ) {
+            return false;
+        }
+    }
+    if cfg.flags & FILTER_COMM != 0 && (comm_sides(&target.comm) | comm_sides(&sender.comm)) == 0 {
+        return false;
+    }
+    true
+}
+
+/// The current task as a sender.
+#[inline(always)]
+fn current_task() -> Task {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    Task {
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        ns_pid: 0,
+        uid: bpf_get_current_uid_gid() as u32,
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        comm: bpf_get_current_comm().unwrap_or_default(),
+    }
+}
+
+/// Identity of a task read through BTF offsets: the thread, its process, the process id in its
+/// own PID namespace, the cgroup v2 id and the process leader's comm.
+/// Relies on: task_struct.{tgid,pid,group_leader,thread_pid,cgroups,comm} (include/linux/sched.h),
+/// struct pid.{level,numbers[]} (include/linux/pid.h), css_set.dfl_cgrp, cgroup.kn, kernfs_node.id.
+#[inline(always)]
+fn task_identity(o: &KernelOffsets, task: u64) -> Task {
+    let mut t = Task {
+        tgid: read::<u32>(task, o.task_tgid),
+        tid: read::<u32>(task, o.task_pid),
+        ..Task::default()
+    };
+    let leader: u64 = read(task, o.task_group_leader);
+    let pid: u64 = read(leader, o.task_thread_pid);
+    let level: u32 = read(pid, o.pid_level);
+    if level < 32 {
+        t.ns_pid = read::<u32>(pid, o.pid_numbers + level * o.upid_size + o.upid_nr);
+    }
+    let cgroups: u64 = read(task, o.task_cgroups);
+    let cgrp: u64 = read(cgroups, o.css_set_dfl_cgrp);
+    let kn: u64 = read(cgrp, o.cgroup_kn);
+    t.cgroup_id = read(kn, o.kernfs_node_id);
+    read_comm(leader, o.task_comm, &mut t.comm);
+    t
+}
+
+// ---------------------------------------------------------------------------------------------
+// signal_generate
+
+/// raw_tp/signal_generate: TP_PROTO(int sig, struct kernel_siginfo *info,
+/// struct task_struct *task, int group, int result), include/trace/events/signal.h; called from
+/// __send_signal_locked() in kernel/signal.c with the target's siglock held, after the kernel
+/// decided the result, so the target's disposition and flags read here are the ones it used.
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
+    let o = OFFSETS.load();
+    let cfg = FILTER.load();
+    let sig = ctx.arg::<u64>(0) as u32;
+    let info = ctx.arg::<u64>(1);
+    let task = ctx.arg::<u64>(2);
+    let group = ctx.arg::<u64>(3) as u32;
+    let result = ctx.arg::<u64>(4) as u32;
+
+    if !signal_passes(&cfg, sig) {
+        return 0;
+    }
+    if cfg.flags & FILTER_RESULT != 0 && (cfg.result_mask >> (result & 31)) & 1 == 0 {
+        return 0;
+    }
+    let sender = current_task();
+    let target = task_identity(&o, task);
+    if !sides_filter(&cfg, &sender, &target) {
+        return 0;
+    }
+
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_GENERATE);
+        return 0;
+    };
+    // SEND_SIG_NOINFO is 0 and SEND_SIG_PRIV is 1 (include/linux/sched/signal.h): the
+    // tracepoint itself reports them as SI_USER and SI_KERNEL (TP_STORE_SIGINFO).
+    let (code, errno, info_flag) = match info {
+        0 => (0, 0, FLAG_INFO_NONE),
+        1 => (0x80, 0, FLAG_INFO_PRIV),
+        p => (
+            read::<i32>(p, o.siginfo_code),
+            read::<i32>(p, o.siginfo_errno),
+            0,
+        ),
+    };
+    let sighand: u64 = read(task, o.task_sighand);
+    let action = sighand
+        + o.sighand_action as u64
+        + (sig.wrapping_sub(1) & 63) as u64 * o.k_sigaction_size as u64;
+    let blocked: u64 = read(task, o.task_blocked);
+    let signal: u64 = read(task, o.task_signal);
+    let pf: u32 = read(task, o.task_flags);
+    let ptrace: u32 = read(task, o.task_ptrace);
+    let mut flags = FLAG_FULL | info_flag;
+    if sig >= 1 && (blocked >> ((sig - 1) & 63)) & 1 == 1 {
+        flags |= FLAG_BLOCKED;
+    }
+    if ptrace != 0 {
+        flags |= FLAG_PTRACED;
+    }
+    // PF_KTHREAD, include/linux/sched.h.
+    if pf & 0x0020_0000 != 0 {
+        flags |= FLAG_KTHREAD;
+    }
+    entry.write(Event {
+        kind: KIND_GENERATE,
+        signo: sig,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        code,
+        errno,
+        result,
+        group,
+        flags,
+        signal_flags: read(signal, o.signal_flags),
+        sender,
+        target,
+        handler: if sighand != 0 {
+            read(action, o.sigaction_handler)
+        } else {
+            0
+        },
+        sa_flags: if sighand != 0 {
+            read(action, o.sigaction_flags)
+        } else {
+            0
+        },
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+/// tracepoint/signal/signal_generate, used when the kernel has no BTF: the record's own fields
+/// only (sig, errno, code, comm, pid = target thread, group, result), offsets from its format file.
+#[tracepoint(category = "signal", name = "signal_generate")]
+pub fn signal_generate_classic(ctx: TracePointContext) -> i32 {
+    let c = CLASSIC.load();
+    let cfg = FILTER.load();
+    let field = |off: u32| unsafe { ctx.read_at::<i32>(off as usize) }.unwrap_or(0);
+    let sig = field(c.gen_sig) as u32;
+    let result = field(c.gen_result) as u32;
+    if !signal_passes(&cfg, sig) {
+        return 0;
+    }
+    if cfg.flags & FILTER_RESULT != 0 && (cfg.result_mask >> (result & 31)) & 1 == 0 {
+        return 0;
+    }
+    let sender = current_task();
+    let mut target = Task {
+        tid: field(c.gen_pid) as u32,
+        ..Task::default()
+    };
+    if let Ok(comm) = unsafe { ctx.read_at::<[u8; COMM_LEN]>(c.gen_comm as usize) } {
+        target.comm = comm;
+    }
+    if !sides_filter(&cfg, &sender, &target) {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_GENERATE);
+        return 0;
+    };
+    entry.write(Event {
+        kind: KIND_GENERATE,
+        signo: sig,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        code: field(c.gen_code),
+        errno: field(c.gen_errno),
+        result,
+        group: field(c.gen_group) as u32,
+        sender,
+        target,
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// signal_deliver
+
+/// raw_tp/signal_deliver: TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka),
+/// include/trace/events/signal.h; called by the receiver in get_signal() (kernel/signal.c) after
+/// it dequeued the signal, before the ignore/default-action checks.
+#[raw_tracepoint(tracepoint = "signal_deliver")]
+pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
+    let o = OFFSETS.load();
+    let cfg = FILTER.load();
+    let sig = ctx.arg::<u64>(0) as u32;
+    let info = ctx.arg::<u64>(1);
+    let ka = ctx.arg::<u64>(2);
+    if !signal_passes(&cfg, sig) {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let mut receiver = task_identity(&o, task);
+    receiver.uid = bpf_get_current_uid_gid() as u32;
+    let si_pid = if info > 1 {
+        read::<i32>(info, o.siginfo_pid)
+    } else {
+        0
+    };
+    // The sender of a delivered signal is only known through si_pid.
+    let sender = Task {
+        tgid: si_pid as u32,
+        tid: si_pid as u32,
+        ..Task::default()
+    };
+    if !sides_filter(&cfg, &sender, &receiver) {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_DELIVER);
+        return 0;
+    };
+    let (code, errno, si_uid) = match info {
+        0 => (0, 0, 0),
+        1 => (0x80, 0, 0),
+        p => (
+            read::<i32>(p, o.siginfo_code),
+            read::<i32>(p, o.siginfo_errno),
+            read::<u32>(p, o.siginfo_uid),
+        ),
+    };
+    entry.write(Event {
+        kind: KIND_DELIVER,
+        signo: sig,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        code,
+        errno,
+        flags: FLAG_FULL,
+        si_pid,
+        si_uid,
+        target: receiver,
+        handler: read(ka, o.sigaction_handler),
+        sa_flags: read(ka, o.sigaction_flags),
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+/// tracepoint/signal/signal_deliver without BTF: sig, errno, code, sa_handler, sa_flags.
+#[tracepoint(category = "signal", name = "signal_deliver")]
+pub fn signal_deliver_classic(ctx: TracePointContext) -> i32 {
+    let c = CLASSIC.load();
+    let cfg = FILTER.load();
+    let sig = unsafe { ctx.read_at::<i32>(c.del_sig as usize) }.unwrap_or(0) as u32;
+    if !signal_passes(&cfg, sig) {
+        return 0;
+    }
+    let receiver = current_task();
+    if !sides_filter(&cfg, &Task::default(), &receiver) {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_DELIVER);
+        return 0;
+    };
+    entry.write(Event {
+        kind: KIND_DELIVER,
+        signo: sig,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        code: unsafe { ctx.read_at::<i32>(c.del_code as usize) }.unwrap_or(0),
+        errno: unsafe { ctx.read_at::<i32>(c.del_errno as usize) }.unwrap_or(0),
+        target: receiver,
+        handler: unsafe { ctx.read_at::<u64>(c.del_sa_handler as usize) }.unwrap_or(0),
+        sa_flags: unsafe { ctx.read_at::<u64>(c.del_sa_flags as usize) }.unwrap_or(0),
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// sched_process_exit
+
+/// raw_tp/sched_process_exit: TP_PROTO(struct task_struct *p, ...), fired by do_exit()
+/// (kernel/exit.c) after `tsk->exit_code = code` and after `signal->live` was decremented, so
+/// `live == 0` marks the last thread of the process. Only process exits are sent; userspace keeps
+/// those that matter (died of a signal, or had been sent one).
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    let o = OFFSETS.load();
+    let cfg = FILTER.load();
+    let task = ctx.arg::<u64>(0);
+    let signal: u64 = read(task, o.task_signal);
+    let live: i32 = read(signal, o.signal_live);
+    if live != 0 {
+        return 0;
+    }
+    let status: u32 = read(task, o.task_exit_code);
+    let sig = status & 0x7f;
+    // A signal filter keeps deaths by those signals, and clean exits (userspace then keeps only
+    // those of processes it saw a matching signal sent to).
+    if sig != 0 && !signal_passes(&cfg, sig) {
+        return 0;
+    }
+    let process = task_identity(&o, task);
+    // Only the target side of the filters applies: a process has no sender at exit.
+    if cfg.flags & (FILTER_PID_EITHER | FILTER_PID_TARGET) != 0
+        && pid_sides(process.tgid, process.tid) & (SIDE_EITHER | SIDE_TARGET) == 0
+    {
+        return 0;
+    }
+    if cfg.flags & (FILTER_CGROUP_EITHER | FILTER_CGROUP_TARGET) != 0
+        && cgroup_sides(process.cgroup_id) & (SIDE_EITHER | SIDE_TARGET) == 0
+    {
+        return 0;
+    }
+    if cfg.flags & FILTER_COMM != 0 && comm_sides(&process.comm) == 0 {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_EXIT);
+        return 0;
+    };
+    entry.write(Event {
+        kind: KIND_EXIT,
+        signo: sig,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        flags: FLAG_FULL,
+        status,
+        target: process,
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failed sends: signal_generate never fires when a send fails its permission or lookup checks
+// (kill_pid_info / do_send_specific / do_rt_sigqueueinfo in kernel/signal.c return first), so
+// the syscalls are watched instead. The classic syscall record is `struct syscall_trace_enter`
+// (kernel/trace/trace_syscalls.c): an 8-byte trace_entry, int nr, then the arguments as
+// unsigned longs from offset 16; `struct syscall_trace_exit` has `long ret` at offset 16.
+
+#[inline(always)]
+fn arg(ctx: &TracePointContext, n: usize) -> i64 {
+    unsafe { ctx.read_at::<i64>(16 + 8 * n) }.unwrap_or(0)
+}
+
+#[inline(always)]
+fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
+    let cfg = FILTER.load();
+    if !signal_passes(&cfg, sig) {
+        return 0;
+    }
+    let sender = current_task();
+    let mut target = Task {
+        tgid: arg_pid as u32,
+        tid: if arg_tid != 0 {
+            arg_tid as u32
+        } else {
+            arg_pid as u32
+        },
+        ..Task::default()
+    };
+    if syscall == SYSCALL_PIDFD_SEND_SIGNAL {
+        target = Task::default();
+    }
+    // The target's cgroup and comm are unknown here: only the sender side of those filters
+    // can be decided in the kernel; the rest is left to userspace.
+    let mut cfg_here = cfg;
+    cfg_here.flags &= !(FILTER_CGROUP_TARGET | FILTER_CGROUP_EITHER | FILTER_COMM);
+    if syscall == SYSCALL_PIDFD_SEND_SIGNAL {
+        cfg_here.flags &= !(FILTER_PID_TARGET | FILTER_PID_EITHER);
+    }
+    if !sides_filter(&cfg_here, &sender, &target) {
+        return 0;
+    }
+    let pending = PendingSend {
+        syscall,
+        signo: sig,
+        arg_pid,
+        arg_tid,
+    };
+    let _ = PENDING_SENDS.insert(&sender.tid, &pending, 0);
+    0
+}
+
+/// syscalls/sys_enter_kill: kill(pid_t pid, int sig).
+#[tracepoint(category = "syscalls", name = "sys_enter_kill")]
+pub fn sys_enter_kill(ctx: TracePointContext) -> i32 {
+    remember_send(SYSCALL_KILL, arg(&ctx, 1) as u32, arg(&ctx, 0) as i32, 0)
+}
+
+/// syscalls/sys_enter_tkill: tkill(pid_t pid, int sig).
+#[tracepoint(category = "syscalls", name = "sys_enter_tkill")]
+pub fn sys_enter_tkill(ctx: TracePointContext) -> i32 {
+    remember_send(SYSCALL_TKILL, arg(&ctx, 1) as u32, arg(&ctx, 0) as i32, 0)
+}
+
+/// syscalls/sys_enter_tgkill: tgkill(pid_t tgid, pid_t pid, int sig).
+#[tracepoint(category = "syscalls", name = "sys_enter_tgkill")]
+pub fn sys_enter_tgkill(ctx: TracePointContext) -> i32 {
+    remember_send(
+        SYSCALL_TGKILL,
+        arg(&ctx, 2) as u32,
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1) as i32,
+    )
+}
+
+/// syscalls/sys_enter_rt_sigqueueinfo: rt_sigqueueinfo(pid_t pid, int sig, siginfo_t *uinfo).
+#[tracepoint(category = "syscalls", name = "sys_enter_rt_sigqueueinfo")]
+pub fn sys_enter_rt_sigqueueinfo(ctx: TracePointContext) -> i32 {
+    remember_send(
+        SYSCALL_RT_SIGQUEUEINFO,
+        arg(&ctx, 1) as u32,
+        arg(&ctx, 0) as i32,
+        0,
+    )
+}
+
+/// syscalls/sys_enter_rt_tgsigqueueinfo: rt_tgsigqueueinfo(pid_t tgid, pid_t pid, int sig, ...).
+#[tracepoint(category = "syscalls", name = "sys_enter_rt_tgsigqueueinfo")]
+pub fn sys_enter_rt_tgsigqueueinfo(ctx: TracePointContext) -> i32 {
+    remember_send(
+        SYSCALL_RT_TGSIGQUEUEINFO,
+        arg(&ctx, 2) as u32,
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1) as i32,
+    )
+}
+
+/// syscalls/sys_enter_pidfd_send_signal: pidfd_send_signal(int pidfd, int sig, ...).
+#[tracepoint(category = "syscalls", name = "sys_enter_pidfd_send_signal")]
+pub fn sys_enter_pidfd_send_signal(ctx: TracePointContext) -> i32 {
+    remember_send(
+        SYSCALL_PIDFD_SEND_SIGNAL,
+        arg(&ctx, 1) as u32,
+        arg(&ctx, 0) as i32,
+        0,
+    )
+}
+
+/// syscalls/sys_exit_{kill,tkill,tgkill,rt_sigqueueinfo,rt_tgsigqueueinfo,pidfd_send_signal}:
+/// one program attached to all six exits; emits a record when the send failed.
+#[tracepoint]
+pub fn sys_exit_signal(ctx: TracePointContext) -> i32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(pending) = (unsafe { PENDING_SENDS.get(&tid) }).copied() else {
+        return 0;
+    };
+    let _ = PENDING_SENDS.remove(&tid);
+    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    if ret >= 0 {
+        return 0;
+    }
+    let cfg = FILTER.load();
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_SEND_FAILED);
+        return 0;
+    };
+    entry.write(Event {
+        kind: KIND_SEND_FAILED,
+        signo: pending.signo,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        errno: (-ret) as i32,
+        flags: if pending.syscall == SYSCALL_PIDFD_SEND_SIGNAL {
+            FLAG_PIDFD
+        } else {
+            0
+        },
+        syscall: pending.syscall,
+        arg_pid: pending.arg_pid,
+        arg_tid: pending.arg_tid,
+        sender: current_task(),
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,0 +1,111 @@
+//! Raw command-line arguments, as clap parses them. Validation into a [`crate::config::Config`]
+//! happens in `config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "signal-trace",
+    version,
+    about = "Trace every signal on the host: who sent it, who got it, and what the kernel did with it",
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    after_help = "Filters combine with AND; the values of one filter with OR. \
+Lists take commas or repeated flags: --signal TERM,KILL --signal USR1."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trace signals (the default when no subcommand is given).
+    Trace(TraceArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One aligned line per event, for people.
+    Text,
+    /// NDJSON: one JSON object per line (schema/events.schema.json).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct TraceArgs {
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<String>,
+
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<String>,
+
+    /// Write events to FILE (created 0640, appended to) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Output format [default: text on a terminal, json otherwise].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<FormatArg>,
+
+    /// Only signals sent by or to these processes (or threads).
+    #[arg(long, short = 'p', value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<String>,
+
+    /// Only signals sent to these processes (or threads).
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub target_pid: Vec<String>,
+
+    /// Only signals sent by these processes (or threads).
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub sender_pid: Vec<String>,
+
+    /// Only these signals: names with or without SIG (TERM, SIGKILL, RTMIN+1) or numbers.
+    #[arg(long, short = 's', value_name = "SIGNAL", value_delimiter = ',')]
+    pub signal: Vec<String>,
+
+    /// Only generate events with these results: delivered, ignored, already_pending, overflow,
+    /// lose_info. Implies --events generate unless --events is given.
+    #[arg(long, value_name = "RESULT", value_delimiter = ',')]
+    pub result: Vec<String>,
+
+    /// Only what did not get through: failed sends and signals not delivered (ignored,
+    /// already_pending, overflow, lose_info).
+    #[arg(long)]
+    pub failed: bool,
+
+    /// Only signals where the sender or the target has this command name (comm, at most 15
+    /// bytes).
+    #[arg(long, short = 'c', value_name = "NAME", value_delimiter = ',')]
+    pub comm: Vec<String>,
+
+    /// Which events to report: generate, deliver, exit, send_failed [default: all].
+    #[arg(long, short = 'e', value_name = "EVENT", value_delimiter = ',')]
+    pub events: Vec<String>,
+
+    /// Ring buffer size in bytes, a power of two; K and M suffixes allowed.
+    #[arg(long, value_name = "BYTES", default_value = "4M")]
+    pub ring_size: String,
+
+    /// Where to read the kernel's BTF; without it signal-trace runs in a reduced mode.
+    #[arg(long, value_name = "PATH", default_value = "/sys/kernel/btf/vmlinux")]
+    pub btf: PathBuf,
+
+    /// Colors in text output.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorArg,
+}

@@ -1,0 +1,18 @@
+//! signal-trace: a system-wide Linux signal tracer.
+//!
+//! The kernel programs (signal-trace-ebpf) report every signal generated, delivered, fatal or
+//! failed; this library decodes, filters, joins and prints what they send. Every module but
+//! `tracer` is pure and unit-tested without privileges.
+
+pub mod btf;
+pub mod cgroup;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod diagnose;
+pub mod enrich;
+pub mod filter;
+pub mod names;
+pub mod output;
+pub mod record;
+pub mod tracer;

@@ -1,0 +1,368 @@
+//! Writing records: NDJSON for machines, aligned text lines for people.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::config::Format;
+use crate::names::sa_flags_names;
+use crate::record::*;
+
+/// Buffered record writer. The caller flushes (the trace loop does so at least every 100 ms).
+pub struct Sink<W: Write> {
+    out: io::BufWriter<W>,
+    format: Format,
+    color: bool,
+    line: String,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> Sink<W> {
+    pub fn new(out: W, format: Format, color: bool) -> Sink<W> {
+        Sink {
+            out: io::BufWriter::with_capacity(64 * 1024, out),
+            format,
+            color,
+            line: String::with_capacity(256),
+            scratch: Vec::with_capacity(512),
+        }
+    }
+
+    /// Writes one record as one whole line: it is rendered first, so a failed write never
+    /// leaves half a record behind in the buffer.
+    pub fn write(&mut self, r: &Record) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                self.scratch.clear();
+                serde_json::to_writer(&mut self.scratch, r).map_err(io::Error::other)?;
+                self.scratch.push(b'\n');
+                self.out.write_all(&self.scratch)
+            }
+            Format::Text => {
+                self.line.clear();
+                text_line(&mut self.line, r, self.color);
+                self.line.push('\n');
+                self.out.write_all(self.line.as_bytes())
+            }
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[1;33m";
+const MAGENTA: &str = "\x1b[35m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+fn paint(out: &mut String, color: bool, style: &str, text: &str) {
+    if color {
+        let _ = write!(out, "{style}{text}{RESET}");
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// "HH:MM:SS.micros" (UTC) of a time.
+fn clock(t: Time) -> String {
+    let s = t.to_string();
+    // RFC 3339: 2026-11-26T13:20:38.123456789Z
+    s.get(11..26).map(str::to_owned).unwrap_or(s)
+}
+
+fn who(comm: &Comm, pid: Option<u32>, tid: u32) -> String {
+    match pid {
+        Some(p) if p == tid || tid == 0 => format!("{comm}({p})"),
+        Some(p) => format!("{comm}({p}/{tid})"),
+        None => format!("{comm}(tid {tid})"),
+    }
+}
+
+fn latency(ns: u64) -> String {
+    match ns {
+        0..=9_999 => format!("{ns}ns"),
+        10_000..=9_999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        10_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.1}s", ns as f64 / 1e9),
+    }
+}
+
+/// One human line for a record (no newline). Columns: time, event, sender → target, signal,
+/// code, outcome and details.
+pub fn text_line(out: &mut String, r: &Record, color: bool) {
+    let _ = write!(out, "{}  ", clock(r.time()));
+    match r {
+        Record::Generate(g) => {
+            let mut target = who(&g.target.comm, g.target.pid, g.target.tid);
+            if let Some(ns) = g.target.ns_pid.filter(|&n| Some(n) != g.target.pid) {
+                let _ = write!(target, "[ns {ns}]");
+            }
+            let sender = who(&g.sender.comm, Some(g.sender.pid), g.sender.tid);
+            let _ = write!(
+                out,
+                "{:<8} {:>24} → {:<28} {:<10} {:<11} ",
+                "signal", sender, target, g.signal, g.code
+            );
+            match g.result {
+                Outcome::Delivered | Outcome::LoseInfo => {
+                    out.push_str(g.result.as_str());
+                    if let Some(d) = g.target.disposition {
+                        let what = match d {
+                            Disposition::Default => "default action",
+                            Disposition::Ignore => "SIG_IGN",
+                            Disposition::Handler => "handler",
+                        };
+                        let _ = write!(out, " ({what}");
+                        if g.target.blocked == Some(true) {
+                            out.push_str(", blocked");
+                        }
+                        out.push(')');
+                    }
+                }
+                Outcome::Ignored => {
+                    let reason = g
+                        .reason
+                        .map(IgnoreReason::describe)
+                        .unwrap_or("reason unknown");
+                    paint(out, color, RED, &format!("IGNORED: {reason}"));
+                }
+                Outcome::AlreadyPending => paint(out, color, YELLOW, "already pending: merged"),
+                Outcome::Overflow => paint(out, color, RED, "OVERFLOW: real-time queue full"),
+            }
+        }
+        Record::Deliver(d) => {
+            let _ = write!(
+                out,
+                "{:<8} {:>24}   {:<28} {:<10} {:<11} ",
+                "deliver",
+                "",
+                who(&d.comm, d.pid, d.tid),
+                d.signal,
+                d.code
+            );
+            match d.handler.as_ref() {
+                "default" => out.push_str("default action"),
+                "ignore" => out.push_str("SIG_IGN"),
+                h => {
+                    let _ = write!(out, "handler {h}");
+                }
+            }
+            let flags = sa_flags_names(d.sa_flags);
+            if !flags.is_empty() {
+                let _ = write!(out, " [{flags}]");
+            }
+            if let Some(ns) = d.latency_ns {
+                let _ = write!(out, " after {}", latency(ns));
+            }
+        }
+        Record::Exit(x) => {
+            let _ = write!(
+                out,
+                "{:<8} {:>24}   {:<28} ",
+                "exit",
+                "",
+                who(&x.comm, Some(x.pid), x.pid)
+            );
+            match &x.signal {
+                Some(sig) => {
+                    let core = if x.core_dumped { ", core dumped" } else { "" };
+                    paint(
+                        out,
+                        color,
+                        MAGENTA,
+                        &format!("killed by {sig}{core}: exit code {}", x.exit_code),
+                    );
+                    if let Some(k) = &x.killed_by {
+                        let _ = write!(
+                            out,
+                            " (sent by {}({}) {} earlier)",
+                            k.comm,
+                            k.pid,
+                            latency(x.time.since(k.time))
+                        );
+                    }
+                }
+                None => {
+                    let _ = write!(out, "exited: exit code {}", x.exit_code);
+                }
+            }
+        }
+        Record::SendFailed(s) => {
+            let sender = who(&s.sender.comm, Some(s.sender.pid), s.sender.tid);
+            let target = match (s.target_pid, s.target_tid, s.pidfd) {
+                (_, _, Some(fd)) => format!("pidfd {fd}"),
+                (Some(p), Some(t), _) => format!("pid {p}/{t}"),
+                (Some(p), None, _) => format!("pid {p}"),
+                _ => "?".into(),
+            };
+            let _ = write!(
+                out,
+                "{:<8} {:>24} → {:<28} {:<10} {:<11} ",
+                "send", sender, target, s.signal, s.syscall
+            );
+            paint(
+                out,
+                color,
+                RED,
+                &format!("FAILED: {} (uid {})", s.errno, s.sender.uid),
+            );
+        }
+        Record::Lost(l) => {
+            paint(
+                out,
+                color,
+                RED,
+                &format!(
+                    "LOST {} events: the ring buffer was full (raise --ring-size)",
+                    l.count
+                ),
+            );
+        }
+    }
+    if color && matches!(r, Record::Deliver(_)) {
+        // Deliveries are the quieter half of the story.
+        out.insert_str(0, DIM);
+        out.push_str(RESET);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn ignored() -> Record {
+        Record::Generate(Generate {
+            time: Time(1_700_000_000_123_456_789),
+            signal: Cow::Borrowed("SIGTERM"),
+            signo: 15,
+            code: Cow::Borrowed("SI_USER"),
+            si_code: 0,
+            errno: 0,
+            group: true,
+            result: Outcome::Ignored,
+            reason: Some(IgnoreReason::PidNamespaceInit),
+            sender: Sender {
+                pid: 10,
+                tid: 10,
+                comm: Comm::new("bash"),
+                uid: 0,
+                cgroup_id: 1,
+            },
+            target: Target {
+                pid: Some(20),
+                tid: 20,
+                comm: Comm::new("sleep"),
+                ns_pid: Some(1),
+                cgroup_id: Some(2),
+                disposition: Some(Disposition::Default),
+                handler: Some("default".into()),
+                blocked: Some(false),
+            },
+        })
+    }
+
+    #[test]
+    fn json_is_one_object_per_line() {
+        let mut sink = Sink::new(Vec::new(), Format::Json, false);
+        sink.write(&ignored()).unwrap();
+        sink.write(&ignored()).unwrap();
+        let buf = sink.into_inner().unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["event"], "generate");
+        assert_eq!(v["time"], "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(v["result"], "ignored");
+        assert_eq!(v["reason"], "pid_namespace_init");
+        assert_eq!(v["target"]["ns_pid"], 1);
+        assert_eq!(v["sender"]["comm"], "bash");
+        // And it reads back to the same record.
+        let back: Record = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(back, ignored());
+    }
+
+    #[test]
+    fn text_makes_an_ignored_signal_stand_out() {
+        let mut line = String::new();
+        text_line(&mut line, &ignored(), false);
+        assert!(line.starts_with("22:13:20.123456  signal"), "{line}");
+        assert!(line.contains("bash(10) → sleep(20)[ns 1]"), "{line}");
+        assert!(line.contains("SIGTERM"), "{line}");
+        assert!(
+            line.ends_with("IGNORED: PID-namespace init with default handler"),
+            "{line}"
+        );
+        let mut colored = String::new();
+        text_line(&mut colored, &ignored(), true);
+        assert!(colored.contains("\x1b[1;31mIGNORED"), "{colored}");
+    }
+
+    #[test]
+    fn text_for_exits_and_failures() {
+        let x = Record::Exit(Exit {
+            time: Time(5_000_000_000),
+            pid: 7,
+            comm: Comm::new("app"),
+            ns_pid: None,
+            cgroup_id: None,
+            exit_code: 137,
+            signal: Some(Cow::Borrowed("SIGKILL")),
+            signo: Some(9),
+            core_dumped: false,
+            status: 9,
+            killed_by: Some(KilledBy {
+                pid: 1,
+                comm: Comm::new("containerd-shim"),
+                signal: Cow::Borrowed("SIGKILL"),
+                code: Cow::Borrowed("SI_USER"),
+                time: Time(3_000_000_000),
+            }),
+        });
+        let mut line = String::new();
+        text_line(&mut line, &x, false);
+        assert!(
+            line.contains(
+                "killed by SIGKILL: exit code 137 (sent by containerd-shim(1) 2.0s earlier)"
+            ),
+            "{line}"
+        );
+        let f = Record::SendFailed(SendFailed {
+            time: Time(0),
+            syscall: Cow::Borrowed("kill"),
+            errno: Cow::Borrowed("EPERM"),
+            signal: Cow::Borrowed("SIGTERM"),
+            signo: 15,
+            sender: Sender {
+                pid: 3,
+                tid: 3,
+                comm: Comm::new("kill"),
+                uid: 65534,
+                cgroup_id: 0,
+            },
+            target_pid: Some(1),
+            target_tid: None,
+            pidfd: None,
+        });
+        line.clear();
+        text_line(&mut line, &f, false);
+        assert!(line.contains("kill(3) → pid 1"), "{line}");
+        assert!(line.ends_with("FAILED: EPERM (uid 65534)"), "{line}");
+    }
+
+    #[test]
+    fn latencies_are_readable() {
+        assert_eq!(latency(950), "950ns");
+        assert_eq!(latency(12_345), "12.3µs");
+        assert_eq!(latency(25_000_000), "25.0ms");
+        assert_eq!(latency(2_500_000_000), "2.5s");
+        assert_eq!(latency(25_000_000_000), "25.0s");
+    }
+}

@@ -1,0 +1,333 @@
+//! The records signal-trace emits: its NDJSON contract (schema/events.schema.json).
+//!
+//! The same types are read back when a recorded stream is replayed, so live tracing and replay
+//! feed identical values to the diagnosis engine. Field names are an API: extend, never rename.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A point in time, nanoseconds since the Unix epoch; RFC 3339 UTC with nanoseconds in JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(pub u64);
+
+impl Time {
+    pub fn system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
+    /// Nanoseconds from `earlier` to `self` (0 if `earlier` is later).
+    pub fn since(self, earlier: Time) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_nanos(self.system_time()))
+    }
+}
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Cow::<str>::deserialize(d)?;
+        let t = humantime::parse_rfc3339(&s).map_err(serde::de::Error::custom)?;
+        let ns = t
+            .duration_since(UNIX_EPOCH)
+            .map_err(serde::de::Error::custom)?
+            .as_nanos();
+        Ok(Time(u64::try_from(ns).map_err(serde::de::Error::custom)?))
+    }
+}
+
+/// A task's `comm`: up to 15 bytes, shown lossily as UTF-8.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Comm(pub [u8; 16]);
+
+impl Comm {
+    pub fn new(s: &str) -> Comm {
+        let mut c = [0u8; 16];
+        let n = s.len().min(15);
+        c[..n].copy_from_slice(&s.as_bytes()[..n]);
+        Comm(c)
+    }
+    pub fn bytes(&self) -> &[u8] {
+        let n = self.0.iter().position(|&b| b == 0).unwrap_or(16);
+        &self.0[..n]
+    }
+    pub fn as_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.bytes())
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+impl Serialize for Comm {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Comm {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Comm::new(&Cow::<str>::deserialize(d)?))
+    }
+}
+
+/// What the kernel did with a generated signal (`enum trace_signal_result`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Queued for the target (delivered later, or consumed by sigwait/signalfd).
+    Delivered,
+    /// Dropped at generation; `reason` says why.
+    Ignored,
+    /// A standard signal that was already pending: merged into it.
+    AlreadyPending,
+    /// Real-time queue full: dropped, the sender got EAGAIN.
+    Overflow,
+    /// Queued without its siginfo (no memory for it).
+    LoseInfo,
+}
+
+impl Outcome {
+    pub fn from_raw(r: u32) -> Option<Outcome> {
+        Some(match r {
+            0 => Outcome::Delivered,
+            1 => Outcome::Ignored,
+            2 => Outcome::AlreadyPending,
+            3 => Outcome::Overflow,
+            4 => Outcome::LoseInfo,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        crate::names::result_name(self as u32)
+    }
+}
+
+/// Why the kernel ignored a signal, from the target's state at that moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IgnoreReason {
+    /// The target's handler for the signal is SIG_IGN.
+    HandlerIgnore,
+    /// The handler is SIG_DFL and the default action is to ignore (CHLD, CONT, URG, WINCH).
+    DefaultIgnore,
+    /// The target is the init of a PID namespace (SIGNAL_UNKILLABLE) with the default handler:
+    /// such an init only gets signals it has a handler for.
+    PidNamespaceInit,
+    /// The target is the host's init (pid 1) and the signal is SIGKILL or SIGSTOP.
+    GlobalInit,
+    /// The target process is already exiting (SIGNAL_GROUP_EXIT).
+    Exiting,
+    /// The target is a kernel thread that does not take the signal.
+    KernelThread,
+    /// The kernel's reason could not be read (no BTF).
+    Unknown,
+}
+
+impl IgnoreReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            IgnoreReason::HandlerIgnore => "handler is SIG_IGN",
+            IgnoreReason::DefaultIgnore => "default action is ignore",
+            IgnoreReason::PidNamespaceInit => "PID-namespace init with default handler",
+            IgnoreReason::GlobalInit => "host init cannot be killed",
+            IgnoreReason::Exiting => "target already exiting",
+            IgnoreReason::KernelThread => "kernel thread",
+            IgnoreReason::Unknown => "reason unknown without BTF",
+        }
+    }
+}
+
+/// A signal disposition: SIG_DFL, SIG_IGN or a handler function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Default,
+    Ignore,
+    Handler,
+}
+
+impl Disposition {
+    pub fn from_handler(handler: u64) -> Disposition {
+        match handler {
+            0 => Disposition::Default,
+            1 => Disposition::Ignore,
+            _ => Disposition::Handler,
+        }
+    }
+}
+
+/// The task that caused a signal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Comm,
+    pub uid: u32,
+    pub cgroup_id: u64,
+}
+
+/// The task a signal was generated for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Process id; null without BTF (only the thread id is known then).
+    pub pid: Option<u32>,
+    pub tid: u32,
+    pub comm: Comm,
+    /// The process id inside its own PID namespace (1 for a container's init).
+    pub ns_pid: Option<u32>,
+    pub cgroup_id: Option<u64>,
+    pub disposition: Option<Disposition>,
+    /// The handler: "default", "ignore" or its address.
+    pub handler: Option<String>,
+    pub blocked: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generate {
+    pub time: Time,
+    pub signal: Cow<'static, str>,
+    pub signo: u32,
+    pub code: Cow<'static, str>,
+    pub si_code: i32,
+    pub errno: i32,
+    pub group: bool,
+    pub result: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<IgnoreReason>,
+    pub sender: Sender,
+    pub target: Target,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deliver {
+    pub time: Time,
+    pub signal: Cow<'static, str>,
+    pub signo: u32,
+    pub code: Cow<'static, str>,
+    pub si_code: i32,
+    /// Receiving process and thread.
+    pub pid: Option<u32>,
+    pub tid: u32,
+    pub comm: Comm,
+    pub ns_pid: Option<u32>,
+    pub cgroup_id: Option<u64>,
+    /// "default", "ignore" or the handler's address "0x…".
+    pub handler: Cow<'static, str>,
+    pub sa_flags: u64,
+    /// The sender's pid from the siginfo, for signals sent by a process (SI_USER, SI_TKILL,
+    /// SI_QUEUE) and for SIGCHLD (the child).
+    #[serde(default)]
+    pub sender_pid: Option<u32>,
+    /// Time since the matching `generate` record, when it was seen.
+    #[serde(default)]
+    pub latency_ns: Option<u64>,
+}
+
+/// Who sent the signal a process died of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KilledBy {
+    pub pid: u32,
+    pub comm: Comm,
+    pub signal: Cow<'static, str>,
+    pub code: Cow<'static, str>,
+    pub time: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    pub time: Time,
+    pub pid: u32,
+    pub comm: Comm,
+    pub ns_pid: Option<u32>,
+    pub cgroup_id: Option<u64>,
+    /// As a shell or Kubernetes shows it: the exit status, or 128 + N for death by signal N.
+    pub exit_code: u32,
+    /// The signal it died of.
+    #[serde(default)]
+    pub signal: Option<Cow<'static, str>>,
+    #[serde(default)]
+    pub signo: Option<u32>,
+    pub core_dumped: bool,
+    /// The raw wait(2) status.
+    pub status: u32,
+    #[serde(default)]
+    pub killed_by: Option<KilledBy>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendFailed {
+    pub time: Time,
+    pub syscall: Cow<'static, str>,
+    pub errno: Cow<'static, str>,
+    pub signal: Cow<'static, str>,
+    pub signo: u32,
+    pub sender: Sender,
+    /// The pid argument (negative for a process group, -1 for "every process"); null for
+    /// pidfd_send_signal, whose target is `pidfd`.
+    pub target_pid: Option<i32>,
+    #[serde(default)]
+    pub target_tid: Option<i32>,
+    #[serde(default)]
+    pub pidfd: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    pub time: Time,
+    /// Events the kernel programs could not send since the previous `lost` record.
+    pub count: u64,
+    /// The same, per kind of event.
+    pub events: LostByKind,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostByKind {
+    pub generate: u64,
+    pub deliver: u64,
+    pub exit: u64,
+    pub send_failed: u64,
+}
+
+/// One NDJSON record; `event` names the variant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    Generate(Generate),
+    Deliver(Deliver),
+    Exit(Exit),
+    SendFailed(SendFailed),
+    Lost(Lost),
+}
+
+impl Record {
+    pub fn time(&self) -> Time {
+        match self {
+            Record::Generate(r) => r.time,
+            Record::Deliver(r) => r.time,
+            Record::Exit(r) => r.time,
+            Record::SendFailed(r) => r.time,
+            Record::Lost(r) => r.time,
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! The aya glue: loading and attaching the kernel programs, and reading what they send.
+//! Everything else in the crate is pure and tested without root.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::{Ebpf, EbpfLoader};
+use signal_trace_common::{ClassicOffsets, KernelOffsets, KIND_COUNT};
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::btf::{classic_offsets, kernel_offsets_from_file};
+use crate::config::{Config, EventKind};
+use crate::decode::{decode, parse_event, Clock};
+use crate::enrich::Correlator;
+use crate::filter::{kernel_filter, userspace_keeps};
+use crate::output::Sink;
+use crate::record::{Lost, LostByKind, Record};
+
+/// The compiled kernel programs (built by build.rs with aya-build).
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/signal-trace"));
+
+const SIGNAL_SYSCALLS: [&str; 6] = [
+    "kill",
+    "tkill",
+    "tgkill",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    "pidfd_send_signal",
+];
+
+/// How much of the kernel's state the programs can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Raw tracepoints reading task_struct through BTF offsets: everything.
+    Full,
+    /// Classic tracepoints' own fields only (no BTF).
+    Classic,
+}
+
+/// Failure to start tracing because of missing privileges: exit status 1 with one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PrivilegeError(pub String);
+
+/// Capabilities (include/uapi/linux/capability.h) tracing needs.
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+fn effective_caps() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// Loading BPF programs that read kernel memory takes CAP_BPF and CAP_PERFMON (kernel 5.8 and
+/// later), or CAP_SYS_ADMIN.
+pub fn check_privileges() -> Result<(), PrivilegeError> {
+    let caps = effective_caps();
+    let has = |c: u32| caps >> c & 1 == 1;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(PrivilegeError(
+        "signal-trace: tracing needs root, or the capabilities CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)".into(),
+    ))
+}
+
+/// Makes sure tracefs is mounted where aya looks for it (classic tracepoints need their ids).
+fn ensure_tracefs() -> anyhow::Result<()> {
+    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        if Path::new(dir).join("events").is_dir() {
+            return Ok(());
+        }
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: mount(2) with valid NUL-terminated strings and no data.
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error())
+            .context("cannot mount tracefs on /sys/kernel/tracing");
+    }
+    Ok(())
+}
+
+fn tracefs_file(rel: &str) -> io::Result<String> {
+    fs::read_to_string(Path::new("/sys/kernel/tracing").join(rel))
+        .or_else(|_| fs::read_to_string(Path::new("/sys/kernel/debug/tracing").join(rel)))
+}
+
+/// Loaded and attached programs, with the maps userspace reads.
+pub struct Tracer {
+    _ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    lost: PerCpuArray<MapData, u64>,
+    pub mode: Mode,
+    pub attached: usize,
+    pub warnings: Vec<String>,
+}
+
+impl Tracer {
+    pub fn start(cfg: &Config) -> anyhow::Result<Tracer> {
+        if PROGRAMS.is_empty() {
+            bail!("this signal-trace was built without its kernel programs (bpf-linker was missing at build time); run scripts/setup.sh and rebuild");
+        }
+        let mut warnings = Vec::new();
+        // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones do not, and
+        // raising it may be refused (no CAP_SYS_RESOURCE): never fatal.
+        let rlim = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+            log::debug!(
+                "cannot raise RLIMIT_MEMLOCK: {}",
+                io::Error::last_os_error()
+            );
+        }
+
+        let (offsets, mode) = match kernel_offsets_from_file(&cfg.btf) {
+            Ok(o) => (o, Mode::Full),
+            Err(e) => {
+                warnings.push(format!(
+                    "{e}; tracing in reduced mode: no target process id, PID-namespace pid, cgroup, disposition, ignore reason or process exits"
+                ));
+                (KernelOffsets::default(), Mode::Classic)
+            }
+        };
+        let wants = |k| cfg.events.contains(&k);
+        let needs_tracefs = wants(EventKind::SendFailed) || mode == Mode::Classic;
+        let mut tracefs_ok = true;
+        if needs_tracefs {
+            if let Err(e) = ensure_tracefs() {
+                if mode == Mode::Classic {
+                    return Err(e.context("without BTF the classic tracepoints are needed"));
+                }
+                warnings.push(format!("{e:#}; failed sends are not traced"));
+                tracefs_ok = false;
+            }
+        }
+        let classic = if mode == Mode::Classic {
+            let g = tracefs_file("events/signal/signal_generate/format")
+                .context("cannot read the signal_generate tracepoint format")?;
+            let d = tracefs_file("events/signal/signal_deliver/format")
+                .context("cannot read the signal_deliver tracepoint format")?;
+            classic_offsets(&g, &d)?
+        } else {
+            ClassicOffsets::default()
+        };
+
+        // The batching threshold: wake the reader when an eighth of the ring is used.
+        let filter = kernel_filter(&cfg.filters, u64::from(cfg.ring_size / 8));
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global("OFFSETS", &offsets, true)
+            .override_global("CLASSIC", &classic, true)
+            .override_global("FILTER", &filter.config, true)
+            .map_max_entries("EVENTS", cfg.ring_size);
+        if mode == Mode::Classic {
+            loader.btf(None);
+        }
+        let mut ebpf = loader
+            .load(PROGRAMS)
+            .context("cannot load the kernel programs")?;
+
+        {
+            let mut pids: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
+                ebpf.map_mut("PID_FILTER")
+                    .ok_or_else(|| anyhow!("no PID_FILTER map"))?,
+            )?;
+            for (pid, sides) in &filter.pids {
+                pids.insert(pid, sides, 0)
+                    .context("cannot fill the pid filter")?;
+            }
+        }
+        {
+            let mut comms: BpfHashMap<_, [u8; 16], u32> = BpfHashMap::try_from(
+                ebpf.map_mut("COMM_FILTER")
+                    .ok_or_else(|| anyhow!("no COMM_FILTER map"))?,
+            )?;
+            for (comm, sides) in &filter.comms {
+                comms
+                    .insert(comm, sides, 0)
+                    .context("cannot fill the comm filter")?;
+            }
+        }
+
+        let mut attached = 0;
+        let mut raw = |ebpf: &mut Ebpf, prog: &str, tp: &str| -> anyhow::Result<()> {
+            let p: &mut RawTracePoint = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| anyhow!("no program {prog}"))?
+                .try_into()?;
+            p.load()
+                .with_context(|| format!("the kernel refused program {prog}"))?;
+            p.attach(tp)
+                .with_context(|| format!("cannot attach {prog} to raw tracepoint {tp}"))?;
+            attached += 1;
+            Ok(())
+        };
+        if wants(EventKind::Generate) && mode == Mode::Full {
+            raw(&mut ebpf, "signal_generate", "signal_generate")?;
+        }
+        if wants(EventKind::Deliver) && mode == Mode::Full {
+            raw(&mut ebpf, "signal_deliver", "signal_deliver")?;
+        }
+        if wants(EventKind::Exit) {
+            if mode == Mode::Full {
+                raw(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
+            } else {
+                warnings.push("process exits are not traced without BTF".into());
+            }
+        }
+        let mut classic_tp =
+            |ebpf: &mut Ebpf, prog: &str, points: &[(&str, String)]| -> anyhow::Result<()> {
+                let p: &mut TracePoint = ebpf
+                    .program_mut(prog)
+                    .ok_or_else(|| anyhow!("no program {prog}"))?
+                    .try_into()?;
+                p.load()
+                    .with_context(|| format!("the kernel refused program {prog}"))?;
+                for (category, name) in points {
+                    p.attach(category, name).with_context(|| {
+                        format!("cannot attach {prog} to tracepoint {category}:{name}")
+                    })?;
+                    attached += 1;
+                }
+                Ok(())
+            };
+        if mode == Mode::Classic {
+            if wants(EventKind::Generate) {
+                classic_tp(
+                    &mut ebpf,
+                    "signal_generate_classic",
+                    &[("signal", "signal_generate".into())],
+                )?;
+            }
+            if wants(EventKind::Deliver) {
+                classic_tp(
+                    &mut ebpf,
+                    "signal_deliver_classic",
+                    &[("signal", "signal_deliver".into())],
+                )?;
+            }
+        }
+        if wants(EventKind::SendFailed) && tracefs_ok {
+            for sc in SIGNAL_SYSCALLS {
+                classic_tp(
+                    &mut ebpf,
+                    &format!("sys_enter_{sc}"),
+                    &[("syscalls", format!("sys_enter_{sc}"))],
+                )?;
+            }
+            let exits: Vec<_> = SIGNAL_SYSCALLS
+                .iter()
+                .map(|sc| ("syscalls", format!("sys_exit_{sc}")))
+                .collect();
+            classic_tp(&mut ebpf, "sys_exit_signal", &exits)?;
+        }
+
+        let events = RingBuf::try_from(
+            ebpf.take_map("EVENTS")
+                .ok_or_else(|| anyhow!("no EVENTS map"))?,
+        )?;
+        let lost = PerCpuArray::try_from(
+            ebpf.take_map("LOST")
+                .ok_or_else(|| anyhow!("no LOST map"))?,
+        )?;
+        Ok(Tracer {
+            _ebpf: ebpf,
+            events,
+            lost,
+            mode,
+            attached,
+            warnings,
+        })
+    }
+}
+
+/// Why the trace loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Signal,
+    Duration,
+    Count,
+    BrokenPipe,
+}
+
+/// Totals for the closing line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub events: u64,
+    pub lost: u64,
+}
+
+struct Loop<W: Write> {
+    sink: Sink<W>,
+    correlator: Correlator,
+    clock: Clock,
+    cfg: Config,
+    totals: Totals,
+    lost_seen: [u64; KIND_COUNT as usize],
+    last_warning: Option<Instant>,
+    warn_on_terminal: bool,
+}
+
+impl<W: Write> Loop<W> {
+    /// Handles one ring-buffer record. Errors are output failures.
+    fn handle(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let rec = parse_event(bytes).and_then(|e| decode(&e, &self.clock));
+        let mut rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("dropping a malformed record from the kernel: {e}");
+                return Ok(());
+            }
+        };
+        if !self.correlator.process(&mut rec) || !userspace_keeps(&self.cfg.filters, &rec) {
+            return Ok(());
+        }
+        if self.cfg.count.is_some_and(|n| self.totals.events >= n) {
+            return Ok(());
+        }
+        self.totals.events += 1;
+        self.sink.write(&rec)
+    }
+
+    /// Reports records the kernel could not send since the last check.
+    fn check_lost(&mut self, now: [u64; KIND_COUNT as usize]) -> io::Result<()> {
+        let delta: Vec<u64> = now
+            .iter()
+            .zip(self.lost_seen)
+            .map(|(n, s)| n.saturating_sub(s))
+            .collect();
+        let count: u64 = delta.iter().sum();
+        if count == 0 {
+            return Ok(());
+        }
+        self.lost_seen = now;
+        self.totals.lost += count;
+        let rec = Record::Lost(Lost {
+            time: self.clock.wall(monotonic_ns()),
+            count,
+            events: LostByKind {
+                generate: delta[1],
+                deliver: delta[2],
+                exit: delta[3],
+                send_failed: delta[4],
+            },
+        });
+        if self.warn_on_terminal
+            && self
+                .last_warning
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_warning = Some(Instant::now());
+            eprintln!("signal-trace: warning: {count} events lost (ring buffer full); raise --ring-size or narrow the filters");
+        }
+        self.sink.write(&rec)
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Opens the output: a file (created 0640, appended) or standard output.
+pub fn open_output(cfg: &Config) -> anyhow::Result<Box<dyn Write + Send>> {
+    match &cfg.output {
+        None => Ok(Box::new(io::stdout())),
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(path)
+                .with_context(|| format!("cannot open output file {}", path.display()))?;
+            Ok(Box::new(f))
+        }
+    }
+}
+
+/// Streams until stopped; returns why it stopped and the totals. Output errors other than a
+/// closed pipe are returned as errors.
+pub async fn run(
+    cfg: Config,
+    tracer: Tracer,
+    out: Box<dyn Write + Send>,
+) -> anyhow::Result<(Stop, Totals)> {
+    let Tracer {
+        _ebpf: ebpf,
+        events,
+        lost,
+        ..
+    } = tracer;
+    let lost_reader = LostReader { lost };
+    // SAFETY: the ring buffer owns its fd and outlives the registration (both are dropped
+    // together at the end of this function).
+    let mut ring =
+        unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) }
+            .map_err(|e| anyhow!("cannot poll the ring buffer: {e}"))?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let format = cfg.format;
+    let color = cfg.color;
+    let warn_on_terminal = {
+        use std::io::IsTerminal;
+        io::stderr().is_terminal() || cfg.output.is_some()
+    };
+    let mut lp = Loop {
+        sink: Sink::new(out, format, color),
+        correlator: Correlator::new(cfg.filters.sender_only()),
+        clock: Clock::now(),
+        totals: Totals::default(),
+        lost_seen: [0; KIND_COUNT as usize],
+        last_warning: None,
+        warn_on_terminal,
+        cfg,
+    };
+    // The programs wake us only past a backlog; this tick bounds the latency of a quiet stream.
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = lp.cfg.duration.map(|d| tokio::time::Instant::now() + d);
+    let sleep = tokio::time::sleep_until(
+        deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365)),
+    );
+    tokio::pin!(sleep);
+
+    let outcome: io::Result<Stop> = async {
+        loop {
+            tokio::select! {
+                guard = ring.readable_mut() => {
+                    let mut guard = guard?;
+                    drain(guard.get_inner_mut(), &mut lp)?;
+                    guard.clear_ready();
+                }
+                _ = tick.tick() => {
+                    drain(ring.get_mut(), &mut lp)?;
+                    lp.check_lost(lost_reader.totals())?;
+                    lp.sink.flush()?;
+                }
+                _ = sigint.recv() => return Ok(Stop::Signal),
+                _ = sigterm.recv() => return Ok(Stop::Signal),
+                _ = &mut sleep, if deadline.is_some() => return Ok(Stop::Duration),
+            }
+            if lp.cfg.count.is_some_and(|n| lp.totals.events >= n) {
+                return Ok(Stop::Count);
+            }
+        }
+    }
+    .await;
+    let stop = match outcome {
+        Ok(stop) => {
+            // Drain what is still in the ring, then the final loss count.
+            let done = drain(ring.get_mut(), &mut lp)
+                .and_then(|_| lp.check_lost(lost_reader.totals()))
+                .and_then(|_| lp.sink.flush());
+            match done {
+                Ok(()) => stop,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Stop::BrokenPipe,
+                Err(e) => return Err(e).context("cannot write events"),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Stop::BrokenPipe,
+        Err(e) => return Err(e).context("cannot write events"),
+    };
+    // Detach everything before returning: programs and links are closed with their fds.
+    drop(ring);
+    drop(ebpf);
+    Ok((stop, lp.totals))
+}
+
+struct LostReader {
+    lost: PerCpuArray<MapData, u64>,
+}
+
+impl LostReader {
+    /// Records the programs could not send so far, per kind, summed over CPUs.
+    fn totals(&self) -> [u64; KIND_COUNT as usize] {
+        let mut totals = [0u64; KIND_COUNT as usize];
+        for (kind, total) in totals.iter_mut().enumerate() {
+            if let Ok(values) = self.lost.get(&(kind as u32), 0) {
+                *total = values.iter().sum();
+            }
+        }
+        totals
+    }
+}
+
+fn drain<W: Write>(ring: &mut RingBuf<MapData>, lp: &mut Loop<W>) -> io::Result<()> {
+    while let Some(item) = ring.next() {
+        lp.handle(&item)?;
+        if lp.cfg.count.is_some_and(|n| lp.totals.events >= n) {
+            break;
+        }
+    }
+    Ok(())
+}
