@@ -349,7 +349,7 @@ mod tests {
             &["--result", "lost"],
             &["--events", "generate,bogus"],
             &["--duration", "0"],
-            &["--duration", "-1"],
+            &["--duration=-1"],
             &["--duration", "soon"],
             &["--duration", "inf"],
             &["--count", "0"],
