@@ -359,7 +359,6 @@ mod tests {
             &["--ring-size", "1K"],
             &["--comm", "a-name-longer-than-15"],
             &["--comm", ""],
-            &["--output", ""],
         ] {
             let err = cfg(args).expect_err(&format!("{args:?}"));
             let ConfigError::Invalid { flag, .. } = &err;
