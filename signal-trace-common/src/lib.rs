@@ -17,8 +17,10 @@ pub const KIND_DELIVER: u32 = 2;
 pub const KIND_EXIT: u32 = 3;
 /// A signal-sending syscall returned an error.
 pub const KIND_SEND_FAILED: u32 = 4;
+/// `oom:mark_victim`: the OOM killer chose a victim.
+pub const KIND_OOM: u32 = 5;
 /// Number of kinds, for per-kind counters (index 0 is unused).
-pub const KIND_COUNT: u32 = 5;
+pub const KIND_COUNT: u32 = 6;
 
 // --- `Event::flags` bits ---
 /// generate: the signal is blocked in the target (`task->blocked`).
@@ -101,9 +103,11 @@ pub struct Event {
     pub si_uid: u32,
     /// Explicit padding so that `sender` is 8-aligned; always 0.
     pub _pad: u32,
-    /// generate, send_failed: the task that caused the signal (current).
+    /// generate, send_failed: the task that caused the signal (current); oom: the task whose
+    /// allocation triggered the OOM killer.
     pub sender: Task,
-    /// generate: the target; deliver: the receiver; exit: the exiting process.
+    /// generate: the target; deliver: the receiver; exit: the exiting process; oom: the victim
+    /// (tgid and comm only).
     pub target: Task,
     /// generate: the target's `sa_handler` for this signal; deliver: the handler used.
     pub handler: u64,
@@ -151,6 +155,10 @@ pub struct KernelOffsets {
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 30 * 4);
 
+/// Set in a [`ClassicOffsets`] offset when the field is a `__data_loc` (a u32 holding the
+/// data's length << 16 | its offset in the record).
+pub const OFFSET_DATA_LOC: u32 = 1 << 31;
+
 /// Offsets of the fields of the classic `signal:signal_generate` and `signal:signal_deliver`
 /// records, read from their tracefs `format` files (used without BTF).
 #[repr(C)]
@@ -168,8 +176,11 @@ pub struct ClassicOffsets {
     pub del_code: u32,
     pub del_sa_handler: u32,
     pub del_sa_flags: u32,
+    /// `oom:mark_victim` pid; its comm, or 0 where the kernel's record has none.
+    pub oom_pid: u32,
+    pub oom_comm: u32,
 }
-const _: () = assert!(core::mem::size_of::<ClassicOffsets>() == 12 * 4);
+const _: () = assert!(core::mem::size_of::<ClassicOffsets>() == 14 * 4);
 
 // --- `FilterConfig::flags` bits: which in-kernel filters are active ---
 pub const FILTER_PID_EITHER: u32 = 1 << 0;

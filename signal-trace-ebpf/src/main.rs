@@ -69,6 +69,8 @@ static CLASSIC: Global<ClassicOffsets> = Global::new(ClassicOffsets {
     del_code: 0,
     del_sa_handler: 0,
     del_sa_flags: 0,
+    oom_pid: 0,
+    oom_comm: 0,
 });
 
 #[unsafe(no_mangle)]
@@ -554,6 +556,59 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         flags: FLAG_FULL,
         status,
         target: process,
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// oom:mark_victim
+
+/// tracepoint/oom/mark_victim, fired by mark_oom_victim() (mm/oom_kill.c) in the task that ran
+/// the OOM killer, before the victim's SIGKILL. Its record layout changed over kernel versions
+/// (pid only in 6.1; comm and memory counters later), so offsets come from its format file.
+#[tracepoint(category = "oom", name = "mark_victim")]
+pub fn oom_mark_victim(ctx: TracePointContext) -> i32 {
+    let c = CLASSIC.load();
+    let cfg = FILTER.load();
+    let mut victim = Task {
+        tgid: unsafe { ctx.read_at::<i32>(c.oom_pid as usize) }.unwrap_or(0) as u32,
+        ..Task::default()
+    };
+    victim.tid = victim.tgid;
+    if c.oom_comm != 0 {
+        let mut at = c.oom_comm & !OFFSET_DATA_LOC;
+        if c.oom_comm & OFFSET_DATA_LOC != 0 {
+            at = unsafe { ctx.read_at::<u32>(at as usize) }.unwrap_or(0) & 0xffff;
+        }
+        if at != 0 {
+            if let Ok(comm) = unsafe { ctx.read_at::<[u8; COMM_LEN]>(at as usize) } {
+                victim.comm = comm;
+            }
+        }
+    }
+    let trigger = current_task();
+    if !signal_passes(&cfg, 9) {
+        return 0;
+    }
+    let mut cfg_here = cfg;
+    // The victim's cgroup is not in the record: its side of a cgroup filter is decided in
+    // userspace from the SIGKILL that follows.
+    cfg_here.flags &= !(FILTER_CGROUP_TARGET | FILTER_CGROUP_EITHER);
+    if !sides_filter(&cfg_here, &trigger, &victim) {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_OOM);
+        return 0;
+    };
+    entry.write(Event {
+        kind: KIND_OOM,
+        signo: 9,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        sender: trigger,
+        target: victim,
         ..Event::default()
     });
     entry.submit(wakeup_flags(&cfg));

@@ -225,7 +225,32 @@ pub fn format_field_offset(format: &str, field: &str) -> Result<u32, FormatError
     Err(FormatError::NoField(field.into()))
 }
 
+/// Marks an offset as that of a `__data_loc` field (a u32: length << 16 | offset of the data).
+pub const DATA_LOC: u32 = signal_trace_common::OFFSET_DATA_LOC;
+
+/// The `oom:mark_victim` record layout: its pid, and its comm where the kernel has one (0 if
+/// not; or'ed with [`DATA_LOC`] when the comm is stored out of line, as on 6.x kernels).
+pub fn oom_offsets(format: &str) -> Result<(u32, u32), FormatError> {
+    let pid = format_field_offset(format, "pid")?;
+    let comm = match format_field_offset(format, "comm") {
+        Ok(o) => {
+            let data_loc = format
+                .lines()
+                .any(|l| l.contains("__data_loc") && l.contains(" comm;"));
+            if data_loc {
+                o | DATA_LOC
+            } else {
+                o
+            }
+        }
+        Err(FormatError::NoField(_)) => 0,
+        Err(e) => return Err(e),
+    };
+    Ok((pid, comm))
+}
+
 /// The classic `signal_generate` and `signal_deliver` record layouts from their format files.
+/// (The `oom_*` offsets are filled separately by [`oom_offsets`].)
 pub fn classic_offsets(generate: &str, deliver: &str) -> Result<ClassicOffsets, FormatError> {
     let g = |f| format_field_offset(generate, f);
     let d = |f| format_field_offset(deliver, f);
@@ -242,6 +267,8 @@ pub fn classic_offsets(generate: &str, deliver: &str) -> Result<ClassicOffsets, 
         del_code: d("code")?,
         del_sa_handler: d("sa_handler")?,
         del_sa_flags: d("sa_flags")?,
+        oom_pid: 0,
+        oom_comm: 0,
     })
 }
 
@@ -292,6 +319,18 @@ format:
         );
         // A prefix of a field name must not match ("sig" vs "signed", "common_pid" vs "pid").
         assert_eq!(format_field_offset(GENERATE_FORMAT, "pid").unwrap(), 36);
+    }
+
+    #[test]
+    fn oom_formats_old_and_new() {
+        let old = "name: mark_victim\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n";
+        assert_eq!(oom_offsets(old).unwrap(), (8, 0));
+        let new = "format:\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] comm;\toffset:12;\tsize:4;\tsigned:0;\n";
+        // A __data_loc comm is not inline: it is marked so that the program follows it.
+        assert_eq!(oom_offsets(new).unwrap(), (8, 12 | DATA_LOC));
+        let inline = "format:\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:char comm[16];\toffset:12;\tsize:16;\tsigned:0;\n";
+        assert_eq!(oom_offsets(inline).unwrap(), (8, 12));
+        assert!(oom_offsets("format:\n").is_err());
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub struct TraceArgs {
     #[arg(long, short = 'c', value_name = "NAME", value_delimiter = ',')]
     pub comm: Vec<String>,
 
-    /// Which events to report: generate, deliver, exit, send_failed [default: all].
+    /// Which events to report: generate, deliver, exit, send_failed, oom [default: all].
     #[arg(long, short = 'e', value_name = "EVENT", value_delimiter = ',')]
     pub events: Vec<String>,
 

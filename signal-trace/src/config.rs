@@ -31,14 +31,16 @@ pub enum EventKind {
     Deliver,
     Exit,
     SendFailed,
+    Oom,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::Generate,
         EventKind::Deliver,
         EventKind::Exit,
         EventKind::SendFailed,
+        EventKind::Oom,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +48,7 @@ impl EventKind {
             EventKind::Deliver => "deliver",
             EventKind::Exit => "exit",
             EventKind::SendFailed => "send_failed",
+            EventKind::Oom => "oom",
         }
     }
     fn parse(s: &str) -> Option<EventKind> {
@@ -181,7 +184,7 @@ impl Config {
                 invalid(
                     "--events",
                     e,
-                    "expected generate, deliver, exit or send_failed",
+                    "expected generate, deliver, exit, send_failed or oom",
                 )
             })?);
         }
@@ -271,7 +274,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.events.len(), 4);
+        assert_eq!(c.events.len(), 5);
         assert_eq!(c.format, Format::Json, "not a terminal: json");
         assert_eq!(c.ring_size, 4 << 20);
         assert!(!c.color);

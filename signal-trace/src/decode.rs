@@ -69,6 +69,7 @@ fn sender(t: &wire::Task) -> Sender {
         comm: comm(&t.comm),
         uid: t.uid,
         cgroup_id: t.cgroup_id,
+        container: None,
     }
 }
 
@@ -115,6 +116,7 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                     disposition: full.then(|| Disposition::from_handler(e.handler)),
                     handler: full.then(|| handler_text(e.handler).into_owned()),
                     blocked: full.then_some(e.flags & wire::FLAG_BLOCKED != 0),
+                    container: None,
                 },
             })
         }
@@ -140,6 +142,7 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                 sa_flags: e.sa_flags,
                 sender_pid: (full && from_process && e.si_pid > 0).then_some(e.si_pid as u32),
                 latency_ns: None,
+                container: None,
             })
         }
         wire::KIND_EXIT => {
@@ -156,6 +159,7 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                 core_dumped: sig != 0 && e.status & 0x80 != 0,
                 status: e.status,
                 killed_by: None,
+                container: None,
             })
         }
         wire::KIND_SEND_FAILED => {
@@ -172,6 +176,12 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                 pidfd: pidfd.then_some(e.arg_pid),
             })
         }
+        wire::KIND_OOM => Record::Oom(Oom {
+            time,
+            pid: e.target.tgid,
+            comm: (e.target.comm[0] != 0).then(|| comm(&e.target.comm)),
+            trigger: sender(&e.sender),
+        }),
         k => return Err(DecodeError::Kind(k)),
     })
 }

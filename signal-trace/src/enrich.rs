@@ -112,7 +112,7 @@ impl Correlator {
                 }
                 last.is_some() || (x.signo.is_some() && !self.sender_only_filter)
             }
-            Record::SendFailed(_) | Record::Lost(_) => true,
+            Record::SendFailed(_) | Record::Oom(_) | Record::Lost(_) => true,
         }
     }
 
@@ -159,6 +159,7 @@ mod tests {
                 comm: Comm::new("kill"),
                 uid: 0,
                 cgroup_id: 1,
+                container: None,
             },
             target: Target {
                 pid: Some(pid),
@@ -184,6 +185,7 @@ mod tests {
             sa_flags: 0,
             sender_pid: None,
             latency_ns: None,
+            container: None,
         })
     }
 
@@ -201,6 +203,7 @@ mod tests {
             core_dumped: false,
             status,
             killed_by: None,
+            container: None,
         })
     }
 

@@ -213,6 +213,20 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 &format!("FAILED: {} (uid {})", s.errno, s.sender.uid),
             );
         }
+        Record::Oom(o) => {
+            let victim = match &o.comm {
+                Some(c) => who(c, Some(o.pid), o.pid),
+                None => format!("pid {}", o.pid),
+            };
+            let trigger = who(&o.trigger.comm, Some(o.trigger.pid), o.trigger.tid);
+            let _ = write!(out, "{:<8} {:>24} → {:<28} ", "oom", trigger, victim);
+            paint(
+                out,
+                color,
+                RED,
+                "OOM KILLER chose this victim: SIGKILL follows",
+            );
+        }
         Record::Lost(l) => {
             paint(
                 out,
@@ -254,6 +268,7 @@ mod tests {
                 comm: Comm::new("bash"),
                 uid: 0,
                 cgroup_id: 1,
+                container: None,
             },
             target: Target {
                 pid: Some(20),
@@ -264,6 +279,7 @@ mod tests {
                 disposition: Some(Disposition::Default),
                 handler: Some("default".into()),
                 blocked: Some(false),
+                container: None,
             },
         })
     }
@@ -325,6 +341,7 @@ mod tests {
                 code: Cow::Borrowed("SI_USER"),
                 time: Time(3_000_000_000),
             }),
+            container: None,
         });
         let mut line = String::new();
         text_line(&mut line, &x, false);
@@ -346,6 +363,7 @@ mod tests {
                 comm: Comm::new("kill"),
                 uid: 65534,
                 cgroup_id: 0,
+                container: None,
             },
             target_pid: Some(1),
             target_tid: None,

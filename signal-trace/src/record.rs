@@ -177,6 +177,22 @@ impl Disposition {
     }
 }
 
+/// The container a process runs in, from its cgroup and the container runtime.
+/// OpenTelemetry names: `id` is container.id, `runtime` container.runtime, `name`
+/// k8s.container.name (or container.name outside Kubernetes), `pod` k8s.pod.name, `namespace`
+/// k8s.namespace.name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub runtime: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub pod: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
 /// The task that caused a signal.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sender {
@@ -185,6 +201,9 @@ pub struct Sender {
     pub comm: Comm,
     pub uid: u32,
     pub cgroup_id: u64,
+    /// Null when the sender is not in a container.
+    #[serde(default)]
+    pub container: Option<Container>,
 }
 
 /// The task a signal was generated for.
@@ -201,6 +220,9 @@ pub struct Target {
     /// The handler: "default", "ignore" or its address.
     pub handler: Option<String>,
     pub blocked: Option<bool>,
+    /// Null when the target is not in a container.
+    #[serde(default)]
+    pub container: Option<Container>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +264,8 @@ pub struct Deliver {
     /// Time since the matching `generate` record, when it was seen.
     #[serde(default)]
     pub latency_ns: Option<u64>,
+    #[serde(default)]
+    pub container: Option<Container>,
 }
 
 /// Who sent the signal a process died of.
@@ -273,6 +297,21 @@ pub struct Exit {
     pub status: u32,
     #[serde(default)]
     pub killed_by: Option<KilledBy>,
+    #[serde(default)]
+    pub container: Option<Container>,
+}
+
+/// The kernel's OOM killer chose a victim (`oom:mark_victim`); its SIGKILL follows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Oom {
+    pub time: Time,
+    /// The victim process.
+    pub pid: u32,
+    /// The victim's comm, when the kernel's tracepoint carries it (6.x kernels do).
+    #[serde(default)]
+    pub comm: Option<Comm>,
+    /// The task whose allocation ran out of memory (it runs the OOM killer).
+    pub trigger: Sender,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +346,8 @@ pub struct LostByKind {
     pub deliver: u64,
     pub exit: u64,
     pub send_failed: u64,
+    #[serde(default)]
+    pub oom: u64,
 }
 
 /// One NDJSON record; `event` names the variant.
@@ -317,6 +358,7 @@ pub enum Record {
     Deliver(Deliver),
     Exit(Exit),
     SendFailed(SendFailed),
+    Oom(Oom),
     Lost(Lost),
 }
 
@@ -327,6 +369,7 @@ impl Record {
             Record::Deliver(r) => r.time,
             Record::Exit(r) => r.time,
             Record::SendFailed(r) => r.time,
+            Record::Oom(r) => r.time,
             Record::Lost(r) => r.time,
         }
     }

@@ -14,7 +14,7 @@ use signal_trace_common::{ClassicOffsets, KernelOffsets, KIND_COUNT};
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::btf::{classic_offsets, kernel_offsets_from_file};
+use crate::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
 use crate::config::{Config, EventKind};
 use crate::decode::{decode, parse_event, Clock};
 use crate::enrich::Correlator;
@@ -145,18 +145,19 @@ impl Tracer {
             }
         };
         let wants = |k| cfg.events.contains(&k);
-        let needs_tracefs = wants(EventKind::SendFailed) || mode == Mode::Classic;
+        let needs_tracefs =
+            wants(EventKind::SendFailed) || wants(EventKind::Oom) || mode == Mode::Classic;
         let mut tracefs_ok = true;
         if needs_tracefs {
             if let Err(e) = ensure_tracefs() {
                 if mode == Mode::Classic {
                     return Err(e.context("without BTF the classic tracepoints are needed"));
                 }
-                warnings.push(format!("{e:#}; failed sends are not traced"));
+                warnings.push(format!("{e:#}; failed sends and OOM kills are not traced"));
                 tracefs_ok = false;
             }
         }
-        let classic = if mode == Mode::Classic {
+        let mut classic = if mode == Mode::Classic {
             let g = tracefs_file("events/signal/signal_generate/format")
                 .context("cannot read the signal_generate tracepoint format")?;
             let d = tracefs_file("events/signal/signal_deliver/format")
@@ -165,6 +166,19 @@ impl Tracer {
         } else {
             ClassicOffsets::default()
         };
+        let mut oom_ok = wants(EventKind::Oom) && tracefs_ok;
+        if oom_ok {
+            match tracefs_file("events/oom/mark_victim/format")
+                .map_err(anyhow::Error::from)
+                .and_then(|f| Ok(oom_offsets(&f)?))
+            {
+                Ok((pid, comm)) => (classic.oom_pid, classic.oom_comm) = (pid, comm),
+                Err(e) => {
+                    warnings.push(format!("cannot read the oom:mark_victim format ({e:#}); OOM kills are seen only as SIGKILL from the kernel"));
+                    oom_ok = false;
+                }
+            }
+        }
 
         // The batching threshold: wake the reader when an eighth of the ring is used.
         let filter = kernel_filter(&cfg.filters, u64::from(cfg.ring_size / 8));
@@ -276,6 +290,14 @@ impl Tracer {
             classic_tp(&mut ebpf, "sys_exit_signal", &exits)?;
         }
 
+        if oom_ok {
+            classic_tp(
+                &mut ebpf,
+                "oom_mark_victim",
+                &[("oom", "mark_victim".into())],
+            )?;
+        }
+
         let events = RingBuf::try_from(
             ebpf.take_map("EVENTS")
                 .ok_or_else(|| anyhow!("no EVENTS map"))?,
@@ -364,6 +386,7 @@ impl<W: Write> Loop<W> {
                 deliver: delta[2],
                 exit: delta[3],
                 send_failed: delta[4],
+                oom: delta[5],
             },
         });
         if self.warn_on_terminal
