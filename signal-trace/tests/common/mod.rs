@@ -1,0 +1,307 @@
+//! Shared machinery for the live tests: they run the real tracer binary (root, real BPF) against
+//! real processes. A live test that cannot run fails with the reason; it never skips.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_signal-trace");
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "live tests need root (they load BPF programs); run them as root"
+    );
+}
+
+/// A running tracer whose NDJSON output is collected in the background.
+pub struct Trace {
+    child: Child,
+    records: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Trace {
+    /// Starts `signal-trace --format json ARGS` and waits until its programs are attached.
+    pub fn start(args: &[&str]) -> Trace {
+        require_root();
+        let mut child = Command::new(BIN)
+            .args(["--format", "json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn signal-trace");
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let r = records.clone();
+        let t1 = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("tracer printed a line that is not JSON ({e}): {line}")
+                });
+                r.lock().unwrap().push(v);
+            }
+        });
+        let s = stderr.clone();
+        let t2 = std::thread::spawn(move || {
+            let mut reader = BufReader::new(err);
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => s
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+        });
+        let trace = Trace {
+            child,
+            records,
+            stderr,
+            readers: vec![t1, t2],
+        };
+        trace.wait_stderr("signal-trace: tracing", Duration::from_secs(30));
+        trace
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn wait_stderr(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if self.stderr().contains(needle) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "tracer did not print {needle:?} within {timeout:?}; stderr: {}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn records(&self) -> Vec<Value> {
+        self.records.lock().unwrap().clone()
+    }
+
+    /// Waits for a record matching `pred` and returns it.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = self.records.lock().unwrap().iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!(
+                    "no record for {what} within 10 s; got:\n{}\nstderr: {}",
+                    self.records()
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the tracer with `sig` and returns its exit status, how long it took, every record
+    /// and its stderr.
+    pub fn stop_with(mut self, sig: i32) -> (ExitStatus, Duration, Vec<Value>, String) {
+        let start = Instant::now();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                panic!("tracer did not exit within 10 s of signal {sig}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = start.elapsed();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let records = self.records();
+        let stderr = self.stderr();
+        (status, took, records, stderr)
+    }
+
+    pub fn stop(self) -> (ExitStatus, Vec<Value>, String) {
+        let (status, _, records, stderr) = self.stop_with(libc::SIGINT);
+        assert!(
+            status.success(),
+            "tracer failed: {status:?}; stderr: {stderr}"
+        );
+        (status, records, stderr)
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A forked child process, killed and reaped on drop.
+pub struct Proc {
+    pub pid: i32,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // SAFETY: kill and waitpid on our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+impl Proc {
+    /// Waits for the child to exit and returns its wait status.
+    pub fn wait(self) -> i32 {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child.
+        unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        std::mem::forget(self);
+        status
+    }
+}
+
+extern "C" fn noop_handler(_: libc::c_int) {}
+
+/// What a forked child sets up before it waits for signals.
+#[derive(Clone, Copy, Default)]
+pub struct Setup<'a> {
+    /// Signals to catch with a handler that does nothing.
+    pub handle: &'a [i32],
+    /// Signals to block.
+    pub block: &'a [i32],
+    /// Signals to ignore (SIG_IGN).
+    pub ignore: &'a [i32],
+}
+
+/// Forks a child that installs `setup`, reports ready through a pipe, then sleeps in pause()
+/// until killed. The child only makes async-signal-safe calls.
+pub fn spawn(setup: Setup) -> Proc {
+    let mut fds = [0; 2];
+    // SAFETY: plain syscalls; after fork the child only calls async-signal-safe functions
+    // (sigaction, sigprocmask, write, pause, _exit).
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::close(fds[0]);
+            for &sig in setup.handle {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = noop_handler as *const () as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+            for &sig in setup.ignore {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = libc::SIG_IGN;
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &sig in setup.block {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::write(fds[1], b"r".as_ptr().cast(), 1);
+            libc::close(fds[1]);
+            loop {
+                libc::pause();
+            }
+        }
+        libc::close(fds[1]);
+        let mut b = [0u8; 1];
+        assert_eq!(
+            libc::read(fds[0], b.as_mut_ptr().cast(), 1),
+            1,
+            "child did not get ready"
+        );
+        libc::close(fds[0]);
+        Proc { pid }
+    }
+}
+
+/// Forks a child that drops to uid/gid 65534, sends `sig` to `target` and exits with the errno
+/// kill(2) returned (0 on success).
+pub fn unprivileged_kill(target: i32, sig: i32) -> i32 {
+    // SAFETY: the child only calls setgroups/setgid/setuid/kill/_exit (async-signal-safe
+    // syscalls); the errno is read through its async-signal-safe location.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                libc::_exit(100);
+            }
+            let rc = libc::kill(target, sig);
+            libc::_exit(if rc == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            });
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        libc::WEXITSTATUS(status)
+    }
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2).
+    assert_eq!(
+        unsafe { libc::kill(pid, sig) },
+        0,
+        "kill({pid}, {sig}) failed"
+    );
+}
+
+/// A field of a record as i64 (panics with the record when it is missing).
+pub fn int(v: &Value, path: &[&str]) -> i64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_i64()
+        .unwrap_or_else(|| panic!("{path:?} is not an integer in {v}"))
+}
+
+pub fn is(v: &Value, event: &str) -> bool {
+    v["event"] == event
+}

@@ -1,0 +1,449 @@
+//! Live tests: the real kernel programs, real processes, real signals. They need root and run
+//! in CI; without root or BPF they fail with the reason.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn pid_arg(pid: i32) -> String {
+    pid.to_string()
+}
+
+/// The init of a new PID namespace: `unshare --pid --fork sleep 60`, as a container's PID 1.
+struct NsInit {
+    unshare: std::process::Child,
+    init: i32,
+}
+
+impl NsInit {
+    fn start() -> NsInit {
+        require_root();
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "sleep", "60"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run unshare (util-linux)");
+        let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+        for _ in 0..500 {
+            if let Ok(text) = std::fs::read_to_string(&children) {
+                if let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                    return NsInit { unshare, init: pid };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("unshare --pid --fork did not start its init");
+    }
+}
+
+impl Drop for NsInit {
+    fn drop(&mut self) {
+        // SAFETY: kill(2).
+        unsafe { libc::kill(self.init, libc::SIGKILL) };
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+fn generate_for(v: &Value, pid: i32, signo: i64) -> bool {
+    is(v, "generate") && v["target"]["pid"] == pid && v["signo"] == signo
+}
+
+#[test]
+fn sigterm_to_a_namespace_init_is_ignored_with_the_reason() {
+    let ns = NsInit::start();
+    let trace = Trace::start(&["--target-pid", &pid_arg(ns.init)]);
+    kill(ns.init, libc::SIGTERM);
+    let g = trace.wait_for("SIGTERM to the init", |v| generate_for(v, ns.init, 15));
+    assert_eq!(g["result"], "ignored", "{g}");
+    assert_eq!(g["reason"], "pid_namespace_init", "{g}");
+    assert_eq!(g["target"]["ns_pid"], 1, "{g}");
+    assert_eq!(g["target"]["disposition"], "default", "{g}");
+    assert_eq!(g["target"]["comm"], "sleep", "{g}");
+    assert_eq!(g["code"], "SI_USER", "{g}");
+    assert_eq!(
+        int(&g, &["sender", "pid"]),
+        std::process::id() as i64,
+        "{g}"
+    );
+    // SIGKILL from the host (an ancestor namespace) is not ignored, and the init dies with 137.
+    kill(ns.init, libc::SIGKILL);
+    let k = trace.wait_for("SIGKILL to the init", |v| generate_for(v, ns.init, 9));
+    assert_eq!(k["result"], "delivered", "{k}");
+    let x = trace.wait_for("exit of the init", |v| is(v, "exit") && v["pid"] == ns.init);
+    assert_eq!(x["exit_code"], 137, "{x}");
+    trace.stop();
+}
+
+#[test]
+fn a_handled_signal_is_delivered_to_the_handler() {
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    let trace = Trace::start(&["--target-pid", &pid_arg(child.pid)]);
+    kill(child.pid, libc::SIGUSR1);
+    let g = trace.wait_for("SIGUSR1 generate", |v| generate_for(v, child.pid, 10));
+    assert_eq!(g["result"], "delivered", "{g}");
+    assert_eq!(g["target"]["disposition"], "handler", "{g}");
+    assert_eq!(g["target"]["blocked"], false, "{g}");
+    let handler = g["target"]["handler"]
+        .as_str()
+        .expect("handler address")
+        .to_string();
+    assert!(handler.starts_with("0x"), "{g}");
+    let d = trace.wait_for("SIGUSR1 deliver", |v| {
+        is(v, "deliver") && v["pid"] == child.pid && v["signo"] == 10
+    });
+    assert_eq!(
+        d["handler"],
+        handler.as_str(),
+        "the deliver record names the same handler: {d}"
+    );
+    assert_eq!(d["code"], "SI_USER", "{d}");
+    assert_eq!(int(&d, &["sender_pid"]), std::process::id() as i64, "{d}");
+    let latency = int(&d, &["latency_ns"]);
+    assert!(latency > 0 && latency < 5_000_000_000, "{d}");
+    // SA_RESTART as installed.
+    assert_ne!(int(&d, &["sa_flags"]) & libc::SA_RESTART as i64, 0, "{d}");
+    trace.stop();
+}
+
+#[test]
+fn a_blocked_standard_signal_sent_twice_is_merged() {
+    let child = spawn(Setup {
+        block: &[libc::SIGUSR2],
+        ..Setup::default()
+    });
+    let trace = Trace::start(&["--target-pid", &pid_arg(child.pid), "--signal", "USR2"]);
+    kill(child.pid, libc::SIGUSR2);
+    kill(child.pid, libc::SIGUSR2);
+    trace.wait_for("second SIGUSR2", |v| {
+        generate_for(v, child.pid, 12) && v["result"] == "already_pending"
+    });
+    let (_, records, _) = trace.stop();
+    let gens: Vec<_> = records
+        .iter()
+        .filter(|v| generate_for(v, child.pid, 12))
+        .collect();
+    assert_eq!(gens.len(), 2, "{gens:?}");
+    assert_eq!(gens[0]["result"], "delivered", "{}", gens[0]);
+    assert_eq!(gens[0]["target"]["blocked"], true, "{}", gens[0]);
+    assert_eq!(gens[1]["result"], "already_pending", "{}", gens[1]);
+    // Blocked: no delivery happened.
+    assert!(
+        !records
+            .iter()
+            .any(|v| is(v, "deliver") && v["pid"] == child.pid),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn sigkill_gives_exit_code_137_and_names_the_killer() {
+    let child = spawn(Setup::default());
+    let trace = Trace::start(&["--pid", &pid_arg(child.pid)]);
+    kill(child.pid, libc::SIGKILL);
+    let x = trace.wait_for("exit", |v| is(v, "exit") && v["pid"] == child.pid);
+    assert_eq!(x["exit_code"], 137, "{x}");
+    assert_eq!(x["signal"], "SIGKILL", "{x}");
+    assert_eq!(x["core_dumped"], false, "{x}");
+    assert_eq!(
+        int(&x, &["killed_by", "pid"]),
+        std::process::id() as i64,
+        "{x}"
+    );
+    assert_eq!(x["killed_by"]["signal"], "SIGKILL", "{x}");
+    let status = child.wait();
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
+    trace.stop();
+}
+
+#[test]
+fn an_unprivileged_kill_of_a_root_process_fails_with_eperm() {
+    let victim = spawn(Setup::default());
+    let trace = Trace::start(&[
+        "--target-pid",
+        &pid_arg(victim.pid),
+        "--events",
+        "send_failed,generate",
+    ]);
+    let errno = unprivileged_kill(victim.pid, libc::SIGTERM);
+    assert_eq!(errno, libc::EPERM, "the kernel refuses the send");
+    let f = trace.wait_for("send_failed", |v| {
+        is(v, "send_failed") && v["target_pid"] == victim.pid
+    });
+    assert_eq!(f["errno"], "EPERM", "{f}");
+    assert_eq!(f["syscall"], "kill", "{f}");
+    assert_eq!(f["signal"], "SIGTERM", "{f}");
+    assert_eq!(f["sender"]["uid"], 65534, "{f}");
+    let (_, records, _) = trace.stop();
+    assert!(
+        !records.iter().any(|v| is(v, "generate")),
+        "a refused send generates nothing: {records:?}"
+    );
+}
+
+#[test]
+fn a_real_time_signal_sent_with_sigqueue_has_si_queue() {
+    let rt = libc::SIGRTMIN() + 1;
+    let child = spawn(Setup {
+        handle: &[rt],
+        ..Setup::default()
+    });
+    let trace = Trace::start(&["--target-pid", &pid_arg(child.pid)]);
+    let value = libc::sigval {
+        sival_ptr: 42 as *mut libc::c_void,
+    };
+    // SAFETY: sigqueue(3) to our own child.
+    assert_eq!(unsafe { libc::sigqueue(child.pid, rt, value) }, 0);
+    let g = trace.wait_for("sigqueue'd signal", |v| {
+        generate_for(v, child.pid, rt as i64)
+    });
+    assert_eq!(g["code"], "SI_QUEUE", "{g}");
+    assert_eq!(g["signal"], "SIGRTMIN+1", "{g}");
+    assert_eq!(g["result"], "delivered", "{g}");
+    let d = trace.wait_for("its delivery", |v| {
+        is(v, "deliver") && v["pid"] == child.pid
+    });
+    assert_eq!(d["code"], "SI_QUEUE", "{d}");
+    trace.stop();
+}
+
+#[test]
+fn the_target_filter_leaves_out_other_processes() {
+    let a = spawn(Setup {
+        handle: &[libc::SIGUSR1, libc::SIGUSR2],
+        ..Setup::default()
+    });
+    let b = spawn(Setup {
+        handle: &[libc::SIGUSR1, libc::SIGUSR2],
+        ..Setup::default()
+    });
+    let trace = Trace::start(&["--target-pid", &pid_arg(a.pid)]);
+    kill(b.pid, libc::SIGUSR1);
+    kill(a.pid, libc::SIGUSR1);
+    kill(b.pid, libc::SIGUSR2);
+    kill(a.pid, libc::SIGUSR2);
+    trace.wait_for("last signal to a", |v| generate_for(v, a.pid, 12));
+    let (_, records, _) = trace.stop();
+    assert!(
+        records.iter().any(|v| generate_for(v, a.pid, 10)),
+        "{records:?}"
+    );
+    for v in &records {
+        let touches_b = v["target"]["pid"] == b.pid || v["pid"] == b.pid;
+        assert!(
+            !touches_b,
+            "a record about the other process got through: {v}"
+        );
+        if is(v, "generate") {
+            assert_eq!(v["target"]["pid"], a.pid, "{v}");
+        }
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_tracer_cleanly_within_two_seconds() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let trace = Trace::start(&[]);
+        let prog_ids = bpf_prog_ids_of(trace.pid());
+        assert!(
+            prog_ids.len() >= 4,
+            "the tracer holds its programs: {prog_ids:?}"
+        );
+        let (status, took, _, stderr) = trace.stop_with(sig);
+        assert!(status.success(), "exit status {status:?}; stderr {stderr}");
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        let totals = stderr.lines().last().unwrap_or_default();
+        let words: Vec<_> = totals.split_whitespace().collect();
+        assert!(
+            matches!(words.as_slice(), [n, "events,", m, "lost"] if n.parse::<u64>().is_ok() && m.parse::<u64>().is_ok()),
+            "last stderr line is the totals: {stderr}"
+        );
+        // Nothing pinned or left attached: every program the tracer held is gone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let alive: Vec<_> = prog_ids.iter().filter(|&&id| bpf_prog_exists(id)).collect();
+            if alive.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "programs still loaded after exit: {alive:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// BPF program ids held by a process, from /proc/PID/fdinfo.
+fn bpf_prog_ids_of(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let dir = format!("/proc/{pid}/fdinfo");
+    for entry in std::fs::read_dir(&dir).expect("fdinfo") {
+        let Ok(text) = std::fs::read_to_string(entry.expect("entry").path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(id) = line
+                .strip_prefix("prog_id:")
+                .and_then(|v| v.trim().parse().ok())
+            {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Whether a BPF program with this id is still loaded (BPF_PROG_GET_FD_BY_ID).
+fn bpf_prog_exists(id: u32) -> bool {
+    #[repr(C)]
+    struct Attr {
+        prog_id: u32,
+        next_id: u32,
+        open_flags: u32,
+        _pad: [u32; 29],
+    }
+    let attr = Attr {
+        prog_id: id,
+        next_id: 0,
+        open_flags: 0,
+        _pad: [0; 29],
+    };
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    // SAFETY: bpf(2) with a correctly sized, zero-padded attribute union.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_FD_BY_ID,
+            &attr as *const Attr,
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: closing the fd we just got.
+        unsafe { libc::close(fd as i32) };
+        true
+    } else {
+        false
+    }
+}
+
+#[test]
+fn lost_events_are_counted_and_reported() {
+    // A tiny ring buffer and a flood: the kernel side must drop, and say so.
+    let trace = Trace::start(&["--ring-size", "4K", "--events", "generate,deliver"]);
+    // SAFETY: fork; the child only raises signals it handles and exits.
+    let pid = unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            extern "C" fn h(_: libc::c_int) {}
+            sa.sa_sigaction = h as *const () as usize;
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+            for _ in 0..200_000 {
+                libc::raise(libc::SIGUSR1);
+            }
+            libc::_exit(0);
+        }
+        pid
+    };
+    let mut status = 0;
+    // SAFETY: waitpid on our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let lost = trace.wait_for("a lost record", |v| is(v, "lost"));
+    assert!(int(&lost, &["count"]) > 0, "{lost}");
+    let (_, records, stderr) = trace.stop();
+    let reported: i64 = records
+        .iter()
+        .filter(|v| is(v, "lost"))
+        .map(|v| int(v, &["count"]))
+        .sum();
+    let by_kind: i64 = records
+        .iter()
+        .filter(|v| is(v, "lost"))
+        .map(|v| int(v, &["events", "generate"]) + int(v, &["events", "deliver"]))
+        .sum();
+    assert_eq!(reported, by_kind, "per-kind counts add up");
+    let totals = stderr.lines().last().unwrap_or_default().to_string();
+    assert!(
+        totals.ends_with(&format!(" {reported} lost")),
+        "totals {totals:?} vs records {reported}"
+    );
+    let emitted = records.iter().filter(|v| !is(v, "lost")).count();
+    assert!(
+        totals.starts_with(&format!("{emitted} events,")),
+        "totals {totals:?} vs {emitted} records"
+    );
+}
+
+#[test]
+fn real_output_validates_against_the_schema() {
+    let schema: Value = serde_json::from_str(include_str!("../../schema/events.schema.json"))
+        .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let ns = NsInit::start();
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    let victim = spawn(Setup::default());
+    let trace = Trace::start(&[
+        "--pid",
+        &format!("{},{},{}", ns.init, child.pid, victim.pid),
+        "--ring-size",
+        "4K",
+    ]);
+    kill(ns.init, libc::SIGTERM);
+    kill(child.pid, libc::SIGUSR1);
+    let rt = libc::SIGRTMIN();
+    // SAFETY: sigqueue to our child, whose default action for the RT signal is to die.
+    unsafe {
+        libc::sigqueue(
+            child.pid,
+            rt,
+            libc::sigval {
+                sival_ptr: std::ptr::null_mut(),
+            },
+        )
+    };
+    assert_eq!(unprivileged_kill(victim.pid, libc::SIGTERM), libc::EPERM);
+    kill(victim.pid, libc::SIGKILL);
+    trace.wait_for("the exit", |v| is(v, "exit") && v["pid"] == victim.pid);
+    trace.wait_for("the failed send", |v| is(v, "send_failed"));
+    let (_, records, _) = trace.stop();
+    let mut kinds = std::collections::BTreeSet::new();
+    for r in &records {
+        let errors: Vec<String> = validator
+            .iter_errors(r)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "record does not match the schema: {r}\n{errors:#?}"
+        );
+        kinds.insert(r["event"].as_str().unwrap_or_default().to_string());
+    }
+    for k in ["generate", "deliver", "exit", "send_failed"] {
+        assert!(kinds.contains(k), "no {k} record to validate: {kinds:?}");
+    }
+    // The schema is not vacuous: a broken record fails it.
+    let mut broken = records
+        .iter()
+        .find(|v| is(v, "generate"))
+        .expect("a generate record")
+        .clone();
+    broken["result"] = Value::from("queued");
+    assert!(
+        !validator.is_valid(&broken),
+        "a wrong result name must fail validation"
+    );
+}
