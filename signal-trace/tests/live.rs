@@ -22,7 +22,7 @@ struct NsInit {
 impl NsInit {
     fn start() -> NsInit {
         require_root();
-        let unshare = Command::new("unshare")
+        let mut unshare = Command::new("unshare")
             .args(["--pid", "--fork", "sleep", "60"])
             .stdin(Stdio::null())
             .spawn()
@@ -36,6 +36,8 @@ impl NsInit {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = unshare.kill();
+        let _ = unshare.wait();
         panic!("unshare --pid --fork did not start its init");
     }
 }
