@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("run signal-trace")
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run signal-trace")
 }
 
 #[test]
@@ -37,21 +41,40 @@ fn bad_flags_exit_2_with_the_reason() {
 fn without_privileges_it_says_what_is_needed_and_exits_1() {
     require_root();
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", BIN, "--format", "json"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+            "--format",
+            "json",
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run setpriv (util-linux)");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
-    assert!(stderr.contains("needs root") && stderr.contains("CAP_BPF") && stderr.contains("CAP_PERFMON"), "{stderr}");
+    assert!(
+        stderr.contains("needs root")
+            && stderr.contains("CAP_BPF")
+            && stderr.contains("CAP_PERFMON"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_closed_pipe_ends_the_trace_quietly_with_status_0() {
     require_root();
-    let child = spawn(Setup { handle: &[libc::SIGUSR1], ..Setup::default() });
-    let script = format!("{BIN} --format json --target-pid {} | head -n 1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"", child.pid);
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    let script = format!(
+        "{BIN} --format json --target-pid {} | head -n 1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        child.pid
+    );
     let sh = Command::new("bash")
         .args(["-c", &script])
         .stdout(Stdio::piped())
@@ -66,7 +89,10 @@ fn a_closed_pipe_ends_the_trace_quietly_with_status_0() {
         if let Some(s) = sh.try_wait().expect("wait") {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "the tracer did not stop at the closed pipe");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the tracer did not stop at the closed pipe"
+        );
         // SAFETY: kill(2) to our own child, which handles SIGUSR1.
         unsafe { libc::kill(child.pid, libc::SIGUSR1) };
         std::thread::sleep(Duration::from_millis(20));
@@ -76,7 +102,10 @@ fn a_closed_pipe_ends_the_trace_quietly_with_status_0() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stdout.trim(), "0", "tracer exit status; stderr: {stderr}");
-    assert!(!stderr.to_lowercase().contains("error") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert!(
+        !stderr.to_lowercase().contains("error") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -86,9 +115,19 @@ fn output_file_count_and_duration() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("events.ndjson");
     let _ = std::fs::remove_file(&path);
-    let child = spawn(Setup { handle: &[libc::SIGUSR1], ..Setup::default() });
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
     let mut tracer = Command::new(BIN)
-        .args(["--target-pid", &child.pid.to_string(), "--events", "generate", "--count", "3"])
+        .args([
+            "--target-pid",
+            &child.pid.to_string(),
+            "--events",
+            "generate",
+            "--count",
+            "3",
+        ])
         .arg("--output")
         .arg(&path)
         .stderr(Stdio::piped())
@@ -99,7 +138,10 @@ fn output_file_count_and_duration() {
         if let Some(s) = tracer.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "--count 3 did not stop the tracer");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "--count 3 did not stop the tracer"
+        );
         // SAFETY: kill(2) to our own child, which handles SIGUSR1.
         unsafe { libc::kill(child.pid, libc::SIGUSR1) };
         std::thread::sleep(Duration::from_millis(50));
@@ -108,26 +150,53 @@ fn output_file_count_and_duration() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("json lines in a file by default");
+        let v: serde_json::Value =
+            serde_json::from_str(line).expect("json lines in a file by default");
         assert_eq!(v["event"], "generate");
     }
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "output files are created 0640");
 
     let start = Instant::now();
-    let out = run(&["--duration", "1.5", "--format", "text", "--events", "generate"]);
+    let out = run(&[
+        "--duration",
+        "1.5",
+        "--format",
+        "text",
+        "--events",
+        "generate",
+    ]);
     let took = start.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn text_output_makes_an_ignored_signal_stand_out() {
     require_root();
-    let child = spawn(Setup { ignore: &[libc::SIGTERM], ..Setup::default() });
+    let child = spawn(Setup {
+        ignore: &[libc::SIGTERM],
+        ..Setup::default()
+    });
     let mut tracer = Command::new(BIN)
-        .args(["--format", "text", "--color", "never", "--target-pid", &child.pid.to_string(), "--count", "1"])
+        .args([
+            "--format",
+            "text",
+            "--color",
+            "never",
+            "--target-pid",
+            &child.pid.to_string(),
+            "--count",
+            "1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -145,6 +214,9 @@ fn text_output_makes_an_ignored_signal_stand_out() {
     let out = tracer.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().next().unwrap_or_default();
-    assert!(line.contains("SIGTERM") && line.contains("IGNORED: handler is SIG_IGN"), "{text}");
+    assert!(
+        line.contains("SIGTERM") && line.contains("IGNORED: handler is SIG_IGN"),
+        "{text}"
+    );
     assert!(line.contains(&format!("({})", child.pid)), "{line}");
 }

@@ -37,7 +37,10 @@ enum Task {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn cargo_bin_path() -> String {
@@ -49,7 +52,9 @@ fn cargo_bin_path() -> String {
 fn sh(cmd: &mut Command) -> anyhow::Result<()> {
     cmd.current_dir(root()).env("PATH", cargo_bin_path());
     let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot run {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
     if !status.success() {
         bail!("{shown} failed: {status}");
     }
@@ -87,7 +92,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         c.arg(&bin);
         c
     };
-    let status = cmd.args(args).status().context("cannot start signal-trace")?;
+    let status = cmd
+        .args(args)
+        .status()
+        .context("cannot start signal-trace")?;
     std::process::exit(status.code().unwrap_or(1));
 }
 
@@ -99,11 +107,10 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     sh(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
     sh(Command::new("cargo").args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     // The live tests start several tracers at once; two threads keep a 2-core machine responsive.
-    sh(Command::new("cargo").args(["test", "--workspace", "--exclude", "signal-trace-ebpf"]).args(args).args([
-        "--",
-        "--test-threads",
-        "2",
-    ]))?;
+    sh(Command::new("cargo")
+        .args(["test", "--workspace", "--exclude", "signal-trace-ebpf"])
+        .args(args)
+        .args(["--", "--test-threads", "2"]))?;
     Ok(())
 }
 
