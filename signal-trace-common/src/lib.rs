@@ -19,8 +19,11 @@ pub const KIND_EXIT: u32 = 3;
 pub const KIND_SEND_FAILED: u32 = 4;
 /// `oom:mark_victim`: the OOM killer chose a victim.
 pub const KIND_OOM: u32 = 5;
+/// `cgroup_mkdir` on the cgroup v2 hierarchy: a new cgroup (`target.cgroup_id`). Internal: it
+/// keeps container filters current and is not reported.
+pub const KIND_CGROUP: u32 = 6;
 /// Number of kinds, for per-kind counters (index 0 is unused).
-pub const KIND_COUNT: u32 = 6;
+pub const KIND_COUNT: u32 = 7;
 
 // --- `Event::flags` bits ---
 /// generate: the signal is blocked in the target (`task->blocked`).
@@ -148,12 +151,16 @@ pub struct KernelOffsets {
     pub css_set_dfl_cgrp: u32,
     pub cgroup_kn: u32,
     pub kernfs_node_id: u32,
+    /// `kernfs_node.__parent` (6.15+) or `.parent`.
+    pub kernfs_node_parent: u32,
+    pub cgroup_root: u32,
+    pub cgroup_root_hierarchy_id: u32,
     pub siginfo_errno: u32,
     pub siginfo_code: u32,
     pub siginfo_pid: u32,
     pub siginfo_uid: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 30 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 33 * 4);
 
 /// Set in a [`ClassicOffsets`] offset when the field is a `__data_loc` (a u32 holding the
 /// data's length << 16 | its offset in the record).

@@ -49,6 +49,9 @@ static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     css_set_dfl_cgrp: 0,
     cgroup_kn: 0,
     kernfs_node_id: 0,
+    kernfs_node_parent: 0,
+    cgroup_root: 0,
+    cgroup_root_hierarchy_id: 0,
     siginfo_errno: 0,
     siginfo_code: 0,
     siginfo_pid: 0,
@@ -165,6 +168,41 @@ fn cgroup_sides(id: u64) -> u32 {
     unsafe { CGROUP_FILTER.get(&id) }.copied().unwrap_or(0)
 }
 
+/// How deep a selected cgroup may sit above a task's own: a pod's cgroup is two or three
+/// levels above its containers' processes (kubepods/<qos>/pod<uid>/<container>/...).
+const CGROUP_DEPTH: u32 = 8;
+
+/// The filter sides of a cgroup and its ancestors (kernfs_node.parent chain), so that a
+/// selected pod or container cgroup also selects cgroups created below it later. Without BTF
+/// (`kn == 0`) only the exact id is known.
+#[inline(always)]
+fn cgroup_chain_sides(o: &KernelOffsets, kn: u64, id: u64) -> u32 {
+    if kn == 0 {
+        return cgroup_sides(id);
+    }
+    let mut sides = 0;
+    let mut node = kn;
+    for _ in 0..CGROUP_DEPTH {
+        if node == 0 {
+            break;
+        }
+        sides |= cgroup_sides(read::<u64>(node, o.kernfs_node_id));
+        node = read(node, o.kernfs_node_parent);
+    }
+    sides
+}
+
+/// The kernfs node of a task's cgroup v2 cgroup (task->cgroups->dfl_cgrp->kn).
+#[inline(always)]
+fn task_cgroup_kn(o: &KernelOffsets, task: u64) -> u64 {
+    if o.valid == 0 {
+        return 0;
+    }
+    let cgroups: u64 = read(task, o.task_cgroups);
+    let cgrp: u64 = read(cgroups, o.css_set_dfl_cgrp);
+    read(cgrp, o.cgroup_kn)
+}
+
 #[inline(always)]
 fn comm_sides(comm: &[u8; COMM_LEN]) -> u32 {
     unsafe { COMM_FILTER.get(comm) }.copied().unwrap_or(0)
@@ -197,9 +235,17 @@ fn signal_passes(cfg: &FilterConfig, sig: u32) -> bool {
 const PID_FILTERS: u32 = FILTER_PID_EITHER | FILTER_PID_TARGET | FILTER_PID_SENDER;
 const CGROUP_FILTERS: u32 = FILTER_CGROUP_EITHER | FILTER_CGROUP_TARGET | FILTER_CGROUP_SENDER;
 
-/// The side filters (pid, cgroup, comm) for one signal between `sender` and `target`.
+/// The side filters (pid, cgroup, comm) for one signal between `sender` and `target`;
+/// `sender_task` and `target_task` are their task_structs where known (0 if not), for the
+/// cgroup ancestry.
 #[inline(always)]
-fn sides_filter(cfg: &FilterConfig, sender: &Task, target: &Task) -> bool {
+fn sides_filter(
+    cfg: &FilterConfig,
+    sender: &Task,
+    target: &Task,
+    sender_task: u64,
+    target_task: u64,
+) -> bool {
     if cfg.flags & PID_FILTERS != 0 {
         let t = pid_sides(target.tgid, target.tid);
         let s = pid_sides(sender.tgid, sender.tid);
@@ -215,8 +261,9 @@ fn sides_filter(cfg: &FilterConfig, sender: &Task, target: &Task) -> bool {
         }
     }
     if cfg.flags & CGROUP_FILTERS != 0 {
-        let t = cgroup_sides(target.cgroup_id);
-        let s = cgroup_sides(sender.cgroup_id);
+        let o = OFFSETS.load();
+        let t = cgroup_chain_sides(&o, task_cgroup_kn(&o, target_task), target.cgroup_id);
+        let s = cgroup_chain_sides(&o, task_cgroup_kn(&o, sender_task), sender.cgroup_id);
         if !sides_pass(
             cfg.flags,
             FILTER_CGROUP_EITHER,
@@ -298,7 +345,8 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     }
     let sender = current_task();
     let target = task_identity(&o, task);
-    if !sides_filter(&cfg, &sender, &target) {
+    let current = unsafe { bpf_get_current_task() };
+    if !sides_filter(&cfg, &sender, &target, current, task) {
         return 0;
     }
 
@@ -387,7 +435,7 @@ pub fn signal_generate_classic(ctx: TracePointContext) -> i32 {
     if let Ok(comm) = unsafe { ctx.read_at::<[u8; COMM_LEN]>(c.gen_comm as usize) } {
         target.comm = comm;
     }
-    if !sides_filter(&cfg, &sender, &target) {
+    if !sides_filter(&cfg, &sender, &target, 0, 0) {
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
@@ -440,7 +488,7 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
         tid: si_pid as u32,
         ..Task::default()
     };
-    if !sides_filter(&cfg, &sender, &receiver) {
+    if !sides_filter(&cfg, &sender, &receiver, 0, task) {
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
@@ -484,7 +532,7 @@ pub fn signal_deliver_classic(ctx: TracePointContext) -> i32 {
         return 0;
     }
     let receiver = current_task();
-    if !sides_filter(&cfg, &Task::default(), &receiver) {
+    if !sides_filter(&cfg, &Task::default(), &receiver, 0, 0) {
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
@@ -538,7 +586,9 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     if cfg.flags & (FILTER_CGROUP_EITHER | FILTER_CGROUP_TARGET) != 0
-        && cgroup_sides(process.cgroup_id) & (SIDE_EITHER | SIDE_TARGET) == 0
+        && cgroup_chain_sides(&o, task_cgroup_kn(&o, task), process.cgroup_id)
+            & (SIDE_EITHER | SIDE_TARGET)
+            == 0
     {
         return 0;
     }
@@ -559,6 +609,41 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         ..Event::default()
     });
     entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// cgroup_mkdir
+
+/// raw_tp/cgroup_mkdir: TP_PROTO(struct cgroup *cgrp, const char *path),
+/// include/trace/events/cgroup.h, fired by cgroup_mkdir() (kernel/cgroup/cgroup.c). Only cgroups
+/// of the v2 (default) hierarchy, whose root has hierarchy_id 0, matter: their kernfs ids are
+/// the cgroup ids signals carry. Attached only while container filters are active, so that
+/// userspace can add a new container's cgroup to them at once.
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    let o = OFFSETS.load();
+    let cgrp = ctx.arg::<u64>(0);
+    let root: u64 = read(cgrp, o.cgroup_root);
+    if read::<i32>(root, o.cgroup_root_hierarchy_id) != 0 {
+        return 0;
+    }
+    let kn: u64 = read(cgrp, o.cgroup_kn);
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_CGROUP);
+        return 0;
+    };
+    entry.write(Event {
+        kind: KIND_CGROUP,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        target: Task {
+            cgroup_id: read(kn, o.kernfs_node_id),
+            ..Task::default()
+        },
+        ..Event::default()
+    });
+    // A new cgroup is rare and time-critical: always wake the reader.
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
     0
 }
 
@@ -596,7 +681,13 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> i32 {
     // The victim's cgroup is not in the record: its side of a cgroup filter is decided in
     // userspace from the SIGKILL that follows.
     cfg_here.flags &= !(FILTER_CGROUP_TARGET | FILTER_CGROUP_EITHER);
-    if !sides_filter(&cfg_here, &trigger, &victim) {
+    if !sides_filter(
+        &cfg_here,
+        &trigger,
+        &victim,
+        unsafe { bpf_get_current_task() },
+        0,
+    ) {
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
@@ -653,7 +744,13 @@ fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
     if syscall == SYSCALL_PIDFD_SEND_SIGNAL {
         cfg_here.flags &= !(FILTER_PID_TARGET | FILTER_PID_EITHER);
     }
-    if !sides_filter(&cfg_here, &sender, &target) {
+    if !sides_filter(
+        &cfg_here,
+        &sender,
+        &target,
+        unsafe { bpf_get_current_task() },
+        0,
+    ) {
         return 0;
     }
     let pending = PendingSend {
@@ -662,7 +759,10 @@ fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
         arg_pid,
         arg_tid,
     };
-    let _ = PENDING_SENDS.insert(&sender.tid, &pending, 0);
+    // A full table would hide this send's failure: count it as lost.
+    if PENDING_SENDS.insert(&sender.tid, &pending, 0).is_err() {
+        count_lost(KIND_SEND_FAILED);
+    }
     0
 }
 

@@ -69,6 +69,11 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         css_set_dfl_cgrp: r.member_offset("css_set", "dfl_cgrp")?,
         cgroup_kn: r.member_offset("cgroup", "kn")?,
         kernfs_node_id: r.member_offset("kernfs_node", "id")?,
+        kernfs_node_parent: r
+            .member_offset("kernfs_node", "__parent")
+            .or_else(|_| r.member_offset("kernfs_node", "parent"))?,
+        cgroup_root: r.member_offset("cgroup", "root")?,
+        cgroup_root_hierarchy_id: r.member_offset("cgroup_root", "hierarchy_id")?,
         siginfo_errno: r.member_offset("kernel_siginfo", "si_errno")?,
         siginfo_code: r.member_offset("kernel_siginfo", "si_code")?,
         siginfo_pid: r.member_offset("kernel_siginfo", "_sifields._kill._pid")?,

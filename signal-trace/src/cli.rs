@@ -26,6 +26,24 @@ pub struct Cli {
 pub enum Command {
     /// Trace signals (the default when no subcommand is given).
     Trace(TraceArgs),
+    /// Diagnose: turn the signal stream (live, or a recorded NDJSON file) into named causes,
+    /// evidence and remedies.
+    Explain(ExplainArgs),
+    /// Show the signal dispositions of live processes (no BPF needed).
+    Inspect(crate::inspect::InspectArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Replay a recorded NDJSON stream (`signal-trace --format json` output) instead of
+    /// tracing live; "-" reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Also print the shutdown timeline of each process or container, at the end.
+    #[arg(long)]
+    pub timeline: bool,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -64,10 +64,152 @@ pub fn userspace_keeps(f: &Filters, r: &Record) -> bool {
     }
 }
 
+/// Whether a recorded record passes the filters — for a replayed stream, where the kernel did
+/// not filter. Mirrors the kernel's rules: pid and comm filters look at either side, the
+/// target side, or the sender side; the signal and result filters at the signal.
+pub fn record_matches(f: &Filters, r: &Record) -> bool {
+    let any = |set: &std::collections::BTreeSet<u32>, pids: &[Option<u32>]| {
+        set.is_empty() || pids.iter().flatten().any(|p| set.contains(p))
+    };
+    let comm_ok = |comms: &[Option<&Comm>]| {
+        f.comms.is_empty()
+            || comms
+                .iter()
+                .flatten()
+                .any(|c| f.comms.iter().any(|n| Comm::new(n) == **c))
+    };
+    let signal_ok =
+        |signo: Option<u32>| f.signals.is_empty() || signo.is_some_and(|s| f.signals.contains(&s));
+    match r {
+        Record::Generate(g) => {
+            let target = [g.target.pid, Some(g.target.tid)];
+            let sender = [Some(g.sender.pid), Some(g.sender.tid)];
+            let both = [target[0], target[1], sender[0], sender[1]];
+            any(&f.pids, &both)
+                && any(&f.target_pids, &target)
+                && any(&f.sender_pids, &sender)
+                && signal_ok(Some(g.signo))
+                && (f.results.is_empty() || f.results.contains(&(g.result as u32)))
+                && comm_ok(&[Some(&g.target.comm), Some(&g.sender.comm)])
+        }
+        Record::Deliver(d) => {
+            let target = [d.pid, Some(d.tid)];
+            let both = [d.pid, Some(d.tid), d.sender_pid];
+            any(&f.pids, &both)
+                && any(&f.target_pids, &target)
+                && any(&f.sender_pids, &[d.sender_pid])
+                && signal_ok(Some(d.signo))
+                && comm_ok(&[Some(&d.comm)])
+        }
+        Record::Exit(x) => {
+            any(&f.pids, &[Some(x.pid)])
+                && any(&f.target_pids, &[Some(x.pid)])
+                && (x.signo.is_none() || signal_ok(x.signo))
+                && comm_ok(&[Some(&x.comm)])
+        }
+        Record::SendFailed(s) => {
+            let target = [s.target_pid.and_then(|p| u32::try_from(p).ok())];
+            let sender = [Some(s.sender.pid), Some(s.sender.tid)];
+            any(&f.pids, &[target[0], sender[0], sender[1]])
+                && any(&f.target_pids, &target)
+                && any(&f.sender_pids, &sender)
+                && signal_ok(Some(s.signo))
+                && comm_ok(&[Some(&s.sender.comm)])
+        }
+        Record::Oom(o) => {
+            any(&f.pids, &[Some(o.pid), Some(o.trigger.pid)])
+                && any(&f.target_pids, &[Some(o.pid)])
+                && any(&f.sender_pids, &[Some(o.trigger.pid)])
+                && signal_ok(Some(9))
+                && comm_ok(&[o.comm.as_ref(), Some(&o.trigger.comm)])
+        }
+        Record::Lost(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    fn replayed(line: &str) -> Record {
+        serde_json::from_str(line).expect("fixture record")
+    }
+
+    #[test]
+    fn replayed_records_are_filtered_like_the_kernel_does() {
+        let g = replayed(
+            r#"{"event":"generate","time":"2026-11-26T13:30:26.261043450Z","signal":"SIGTERM","signo":15,"code":"SI_USER","si_code":0,"errno":0,"group":true,"result":"ignored","reason":"pid_namespace_init","sender":{"pid":8255,"tid":8255,"comm":"bash","uid":0,"cgroup_id":1},"target":{"pid":8262,"tid":8262,"comm":"sleep","ns_pid":1,"cgroup_id":1,"disposition":"default","handler":"default","blocked":false}}"#,
+        );
+        let yes = |f: Filters| assert!(record_matches(&f, &g), "{f:?}");
+        let no = |f: Filters| assert!(!record_matches(&f, &g), "{f:?}");
+        yes(Filters::default());
+        yes(Filters {
+            pids: BTreeSet::from([8255]),
+            ..Filters::default()
+        });
+        yes(Filters {
+            pids: BTreeSet::from([8262]),
+            ..Filters::default()
+        });
+        no(Filters {
+            pids: BTreeSet::from([1]),
+            ..Filters::default()
+        });
+        yes(Filters {
+            target_pids: BTreeSet::from([8262]),
+            ..Filters::default()
+        });
+        no(Filters {
+            target_pids: BTreeSet::from([8255]),
+            ..Filters::default()
+        });
+        yes(Filters {
+            sender_pids: BTreeSet::from([8255]),
+            ..Filters::default()
+        });
+        yes(Filters {
+            signals: BTreeSet::from([15, 9]),
+            ..Filters::default()
+        });
+        no(Filters {
+            signals: BTreeSet::from([9]),
+            ..Filters::default()
+        });
+        yes(Filters {
+            results: BTreeSet::from([1]),
+            ..Filters::default()
+        });
+        no(Filters {
+            results: BTreeSet::from([0]),
+            ..Filters::default()
+        });
+        yes(Filters {
+            comms: BTreeSet::from(["sleep".to_string()]),
+            ..Filters::default()
+        });
+        no(Filters {
+            comms: BTreeSet::from(["nginx".to_string()]),
+            ..Filters::default()
+        });
+        let x = replayed(
+            r#"{"event":"exit","time":"2026-11-26T13:30:26.363151021Z","pid":8262,"comm":"sleep","ns_pid":1,"cgroup_id":1,"exit_code":137,"signal":"SIGKILL","signo":9,"core_dumped":false,"status":9,"killed_by":null}"#,
+        );
+        assert!(record_matches(
+            &Filters {
+                pids: BTreeSet::from([8262]),
+                ..Filters::default()
+            },
+            &x
+        ));
+        assert!(!record_matches(
+            &Filters {
+                signals: BTreeSet::from([15]),
+                ..Filters::default()
+            },
+            &x
+        ));
+    }
 
     #[test]
     fn no_filters_means_nothing_to_check() {

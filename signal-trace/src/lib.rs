@@ -4,6 +4,7 @@
 //! failed; this library decodes, filters, joins and prints what they send. Every module but
 //! `tracer` is pure and unit-tested without privileges.
 
+pub mod app;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;
@@ -11,8 +12,11 @@ pub mod config;
 pub mod decode;
 pub mod diagnose;
 pub mod enrich;
+pub mod explain;
 pub mod filter;
+pub mod inspect;
 pub mod names;
 pub mod output;
+pub mod privilege;
 pub mod record;
 pub mod tracer;

@@ -1,32 +1,36 @@
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use signal_trace::app;
 use signal_trace::cli::{Cli, Command};
-use signal_trace::config::{Config, Env};
-use signal_trace::tracer::{self, PrivilegeError, Stop, Tracer};
+use signal_trace::config::{Config, ConfigError};
+use signal_trace::privilege::PrivilegeError;
+use signal_trace::tracer::Consumer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Trace(a)) => a,
-        None => cli.trace,
-    };
-    let env = Env {
-        stdout_is_terminal: std::io::stdout().is_terminal(),
-        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-    };
-    let cfg = match Config::from_args(&args, env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("signal-trace: {e}");
-            return ExitCode::from(2);
+    let result = match cli.command {
+        Some(Command::Inspect(a)) => {
+            let mut out = std::io::stdout().lock();
+            signal_trace::inspect::run(&a, std::path::Path::new("/proc"), &mut out)
+                .map_err(anyhow::Error::from)
         }
+        Some(Command::Explain(a)) => app::explain(&a),
+        Some(Command::Trace(a)) => Config::from_args(&a, app::env())
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| app::trace(cfg, Consumer::Print)),
+        None => Config::from_args(&cli.trace, app::env())
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| app::trace(cfg, Consumer::Print)),
     };
-    match trace(cfg) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("signal-trace: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
-            if let Some(p) = e.downcast_ref::<PrivilegeError>() {
+            if let Some(p @ PrivilegeError::Missing) = e.downcast_ref::<PrivilegeError>() {
                 eprintln!("{p}");
             } else {
                 eprintln!("signal-trace: {e:#}");
@@ -34,30 +38,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn trace(cfg: Config) -> anyhow::Result<()> {
-    tracer::check_privileges()?;
-    let out = tracer::open_output(&cfg)?;
-    let tracer = Tracer::start(&cfg)?;
-    for w in &tracer.warnings {
-        eprintln!("signal-trace: warning: {w}");
-    }
-    let events: Vec<_> = cfg.events.iter().map(|e| e.as_str()).collect();
-    eprintln!(
-        "signal-trace: tracing {} ({} attachments, {} mode); Ctrl-C to stop",
-        events.join(","),
-        tracer.attached,
-        match tracer.mode {
-            tracer::Mode::Full => "full",
-            tracer::Mode::Classic => "reduced",
-        }
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (stop, totals) = rt.block_on(tracer::run(cfg, tracer, out))?;
-    let _ = stop == Stop::BrokenPipe;
-    eprintln!("{} events, {} lost", totals.events, totals.lost);
-    Ok(())
 }

@@ -27,20 +27,22 @@ impl<W: Write> Sink<W> {
         }
     }
 
-    /// Writes one record as one whole line: it is rendered first, so a failed write never
-    /// leaves half a record behind in the buffer.
-    pub fn write(&mut self, r: &Record) -> io::Result<()> {
+    /// Writes one item as one whole line of JSON, or its text: it is rendered first, so a failed
+    /// write never leaves half an item behind in the buffer.
+    pub fn write<T: Item>(&mut self, item: &T) -> io::Result<()> {
         match self.format {
             Format::Json => {
                 self.scratch.clear();
-                serde_json::to_writer(&mut self.scratch, r).map_err(io::Error::other)?;
+                serde_json::to_writer(&mut self.scratch, item).map_err(io::Error::other)?;
                 self.scratch.push(b'\n');
                 self.out.write_all(&self.scratch)
             }
             Format::Text => {
                 self.line.clear();
-                text_line(&mut self.line, r, self.color);
-                self.line.push('\n');
+                item.text(&mut self.line, self.color);
+                if !self.line.ends_with('\n') {
+                    self.line.push('\n');
+                }
                 self.out.write_all(self.line.as_bytes())
             }
         }
@@ -52,6 +54,29 @@ impl<W: Write> Sink<W> {
 
     pub fn into_inner(self) -> io::Result<W> {
         self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// Something the sink can write: NDJSON through serde, or text for people.
+pub trait Item: serde::Serialize {
+    fn text(&self, out: &mut String, color: bool);
+}
+
+impl Item for Record {
+    fn text(&self, out: &mut String, color: bool) {
+        text_line(out, self, color);
+    }
+}
+
+impl Item for crate::explain::Finding {
+    fn text(&self, out: &mut String, _color: bool) {
+        out.push_str(&crate::explain::render_text(self));
+    }
+}
+
+impl Item for crate::explain::Timeline {
+    fn text(&self, out: &mut String, _color: bool) {
+        out.push_str(&crate::explain::render_timeline(self));
     }
 }
 

@@ -18,6 +18,7 @@ use crate::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
 use crate::config::{Config, EventKind};
 use crate::decode::{decode, parse_event, Clock};
 use crate::enrich::Correlator;
+use crate::explain::Engine;
 use crate::filter::{kernel_filter, userspace_keeps};
 use crate::output::Sink;
 use crate::record::{Lost, LostByKind, Record};
@@ -41,38 +42,6 @@ pub enum Mode {
     Full,
     /// Classic tracepoints' own fields only (no BTF).
     Classic,
-}
-
-/// Failure to start tracing because of missing privileges: exit status 1 with one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PrivilegeError(pub String);
-
-/// Capabilities (include/uapi/linux/capability.h) tracing needs.
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
-
-fn effective_caps() -> u64 {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0)
-}
-
-/// Loading BPF programs that read kernel memory takes CAP_BPF and CAP_PERFMON (kernel 5.8 and
-/// later), or CAP_SYS_ADMIN.
-pub fn check_privileges() -> Result<(), PrivilegeError> {
-    let caps = effective_caps();
-    let has = |c: u32| caps >> c & 1 == 1;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
-    }
-    Err(PrivilegeError(
-        "signal-trace: tracing needs root, or the capabilities CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)".into(),
-    ))
 }
 
 /// Makes sure tracefs is mounted where aya looks for it (classic tracepoints need their ids).
@@ -333,21 +302,37 @@ pub struct Totals {
     pub lost: u64,
 }
 
+/// What the loop does with each record: print it, or feed the diagnosis engine and print its
+/// findings.
+pub enum Consumer {
+    Print,
+    Explain { engine: Box<Engine>, timeline: bool },
+}
+
 struct Loop<W: Write> {
     sink: Sink<W>,
+    consumer: Consumer,
     correlator: Correlator,
     clock: Clock,
     cfg: Config,
     totals: Totals,
     lost_seen: [u64; KIND_COUNT as usize],
     last_warning: Option<Instant>,
-    warn_on_terminal: bool,
+    /// cgroups created since the last look (from the cgroup_mkdir program).
+    new_cgroups: Vec<u64>,
 }
 
 impl<W: Write> Loop<W> {
     /// Handles one ring-buffer record. Errors are output failures.
     fn handle(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let rec = parse_event(bytes).and_then(|e| decode(&e, &self.clock));
+        let event = parse_event(bytes);
+        if let Ok(e) = &event {
+            if e.kind == signal_trace_common::KIND_CGROUP {
+                self.new_cgroups.push(e.target.cgroup_id);
+                return Ok(());
+            }
+        }
+        let rec = event.and_then(|e| decode(&e, &self.clock));
         let mut rec = match rec {
             Ok(r) => r,
             Err(e) => {
@@ -362,7 +347,46 @@ impl<W: Write> Loop<W> {
             return Ok(());
         }
         self.totals.events += 1;
-        self.sink.write(&rec)
+        self.consume(&rec)
+    }
+
+    fn consume(&mut self, rec: &Record) -> io::Result<()> {
+        match &mut self.consumer {
+            Consumer::Print => self.sink.write(rec),
+            Consumer::Explain { engine, .. } => {
+                for f in engine.push(rec) {
+                    self.sink.write(&f)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Lets the diagnosis engine conclude what a quiet stream can no longer change.
+    fn advance(&mut self) -> io::Result<()> {
+        if let Consumer::Explain { engine, .. } = &mut self.consumer {
+            let now = self.clock.wall(monotonic_ns());
+            let behind = crate::record::Time(now.0.saturating_sub(2_000_000_000));
+            for f in engine.advance(behind) {
+                self.sink.write(&f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// End of the stream: the engine's last findings and the timelines.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Consumer::Explain { engine, timeline } = &mut self.consumer {
+            for f in engine.finish() {
+                self.sink.write(&f)?;
+            }
+            if *timeline {
+                for t in engine.timelines() {
+                    self.sink.write(&t)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reports records the kernel could not send since the last check.
@@ -389,15 +413,14 @@ impl<W: Write> Loop<W> {
                 oom: delta[5],
             },
         });
-        if self.warn_on_terminal
-            && self
-                .last_warning
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        if self
+            .last_warning
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
             self.last_warning = Some(Instant::now());
             eprintln!("signal-trace: warning: {count} events lost (ring buffer full); raise --ring-size or narrow the filters");
         }
-        self.sink.write(&rec)
+        self.consume(&rec)
     }
 }
 
@@ -434,6 +457,7 @@ pub async fn run(
     cfg: Config,
     tracer: Tracer,
     out: Box<dyn Write + Send>,
+    consumer: Consumer,
 ) -> anyhow::Result<(Stop, Totals)> {
     let Tracer {
         _ebpf: ebpf,
@@ -451,10 +475,6 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let format = cfg.format;
     let color = cfg.color;
-    let warn_on_terminal = {
-        use std::io::IsTerminal;
-        io::stderr().is_terminal() || cfg.output.is_some()
-    };
     let mut lp = Loop {
         sink: Sink::new(out, format, color),
         correlator: Correlator::new(cfg.filters.sender_only()),
@@ -462,7 +482,8 @@ pub async fn run(
         totals: Totals::default(),
         lost_seen: [0; KIND_COUNT as usize],
         last_warning: None,
-        warn_on_terminal,
+        consumer,
+        new_cgroups: Vec::new(),
         cfg,
     };
     // The programs wake us only past a backlog; this tick bounds the latency of a quiet stream.
@@ -485,6 +506,7 @@ pub async fn run(
                 _ = tick.tick() => {
                     drain(ring.get_mut(), &mut lp)?;
                     lp.check_lost(lost_reader.totals())?;
+                    lp.advance()?;
                     lp.sink.flush()?;
                 }
                 _ = sigint.recv() => return Ok(Stop::Signal),
@@ -502,6 +524,7 @@ pub async fn run(
             // Drain what is still in the ring, then the final loss count.
             let done = drain(ring.get_mut(), &mut lp)
                 .and_then(|_| lp.check_lost(lost_reader.totals()))
+                .and_then(|_| lp.finish())
                 .and_then(|_| lp.sink.flush());
             match done {
                 Ok(()) => stop,

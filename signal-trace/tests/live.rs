@@ -449,3 +449,31 @@ fn real_output_validates_against_the_schema() {
         "a wrong result name must fail validation"
     );
 }
+
+#[test]
+fn once_attached_the_tracer_keeps_only_cap_bpf() {
+    let trace = Trace::start(&[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", trace.pid())).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    const CAP_BPF: u64 = 1 << 39;
+    assert_eq!(field("CapEff:"), CAP_BPF, "{status}");
+    assert_eq!(field("CapPrm:"), CAP_BPF, "{status}");
+    assert_eq!(field("CapInh:"), 0, "{status}");
+    assert_eq!(field("NoNewPrivs:"), 1, "{status}");
+    // And it still works: it reads its loss counters and streams.
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    kill(child.pid, libc::SIGUSR1);
+    trace.wait_for("a signal after the drop", |v| {
+        is(v, "generate") && v["target"]["pid"] == child.pid
+    });
+    trace.stop();
+}

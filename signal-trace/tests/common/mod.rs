@@ -32,9 +32,15 @@ impl Trace {
     /// Starts `signal-trace --format json ARGS` and waits until its programs are attached.
     pub fn start(args: &[&str]) -> Trace {
         require_root();
+        // A subcommand (explain) comes before the options.
+        let (sub, rest) = match args.first() {
+            Some(a) if !a.starts_with('-') => (&args[..1], &args[1..]),
+            _ => (&args[..0], args),
+        };
         let mut child = Command::new(BIN)
+            .args(sub)
             .args(["--format", "json"])
-            .args(args)
+            .args(rest)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

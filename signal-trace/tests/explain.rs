@@ -1,0 +1,238 @@
+//! `signal-trace explain` and `inspect` from the command line: replayed streams, live
+//! diagnosis on real processes, and the two agreeing.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/explain/{name}.ndjson",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("signal-trace-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn findings(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn kinds(found: &[Value]) -> BTreeSet<String> {
+    found
+        .iter()
+        .filter(|v| v["event"] == "finding")
+        .map(|v| v["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_replayed_stream_with_garbage_reports_the_line_and_keeps_the_rest() {
+    let mut lines: Vec<String> = fixture("init_ignored").lines().map(str::to_owned).collect();
+    lines.insert(1, "this is not json".into());
+    lines.insert(3, r#"{"event":"generate","signo":"fifteen"}"#.into());
+    let path = temp_file("garbage.ndjson", &(lines.join("\n") + "\n"));
+    let out = Command::new(BIN)
+        .args(["explain", "--format", "json", "--from"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bad lines make a failed run: {stderr}"
+    );
+    assert!(
+        stderr.contains("garbage.ndjson:2: not a signal-trace record"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("garbage.ndjson:4: not a signal-trace record"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let found = findings(&out.stdout);
+    assert!(
+        kinds(&found).contains("init_ignored"),
+        "the good lines still count: {found:?}"
+    );
+}
+
+#[test]
+fn every_fixture_replays_to_its_finding_and_a_healthy_shutdown_to_none() {
+    for (name, kind) in [
+        ("init_ignored", Some("init_ignored")),
+        ("not_forwarded", Some("not_forwarded")),
+        ("grace_exceeded", Some("grace_exceeded")),
+        ("oom_killed", Some("oom_killed")),
+        ("signal_death", Some("signal_death")),
+        ("coalesced", Some("coalesced")),
+        ("healthy_shutdown", None),
+    ] {
+        let out = Command::new(BIN)
+            .args(["explain", "--format", "json", "--timeline", "--from", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(fixture(name).as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let found = findings(&out.stdout);
+        let k = kinds(&found);
+        match kind {
+            Some(kind) => assert!(k.contains(kind), "{name}: {k:?}"),
+            None => assert!(
+                k.is_empty(),
+                "{name}: a healthy shutdown blames nobody: {found:?}"
+            ),
+        }
+        assert!(
+            found.iter().any(|v| v["event"] == "timeline") || name == "coalesced",
+            "{name}: --timeline prints timelines: {found:?}"
+        );
+    }
+}
+
+/// The init of a new PID namespace.
+fn ns_init() -> (std::process::Child, i32) {
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run unshare (util-linux)");
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    for _ in 0..500 {
+        if let Some(pid) = std::fs::read_to_string(&children)
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
+        {
+            return (unshare, pid);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = unshare.kill();
+    let _ = unshare.wait();
+    panic!("unshare did not start its init");
+}
+
+#[test]
+fn live_and_replayed_diagnoses_agree() {
+    require_root();
+    let (mut unshare, init) = ns_init();
+    let record =
+        std::env::temp_dir().join(format!("signal-trace-agree-{}.ndjson", std::process::id()));
+    let _ = std::fs::remove_file(&record);
+    let pid = init.to_string();
+    let recorder = Trace::start(&["--pid", &pid, "--output", record.to_str().unwrap()]);
+    // The live explain, as a Trace: it prints findings as NDJSON.
+    let live = Trace::start(&["explain", "--pid", &pid]);
+    kill(init, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(init, libc::SIGKILL);
+    let _ = unshare.wait();
+    live.wait_for("init_ignored finding", |v| v["kind"] == "init_ignored");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, live_found, _) = live.stop();
+    recorder.stop();
+    let out = Command::new(BIN)
+        .args(["explain", "--format", "json", "--from"])
+        .arg(&record)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed = findings(&out.stdout);
+    let (live_kinds, replay_kinds) = (kinds(&live_found), kinds(&replayed));
+    assert!(
+        live_kinds.contains("init_ignored") && live_kinds.contains("grace_exceeded"),
+        "{live_found:?}"
+    );
+    assert_eq!(
+        live_kinds, replay_kinds,
+        "live {live_found:?}\nreplay {replayed:?}"
+    );
+    let f = live_found
+        .iter()
+        .find(|v| v["kind"] == "grace_exceeded")
+        .unwrap();
+    assert_eq!(f["exit_code"], 137, "{f}");
+    let grace = f["grace_ns"].as_u64().expect("grace_ns");
+    assert!(grace >= 1_400_000_000, "SIGTERM to SIGKILL took 1.5 s: {f}");
+    let _ = std::fs::remove_file(&record);
+}
+
+#[test]
+fn a_sigpipe_death_is_explained_live() {
+    require_root();
+    let live = Trace::start(&["explain", "--comm", "yes"]);
+    let status = Command::new("sh")
+        .args(["-c", "yes | head -n1 >/dev/null"])
+        .status()
+        .expect("sh");
+    assert!(status.success());
+    let f = live.wait_for("signal_death", |v| v["kind"] == "signal_death");
+    assert_eq!(f["signal"], "SIGPIPE", "{f}");
+    assert_eq!(f["exit_code"], 141, "{f}");
+    assert!(!f["remedy"].as_str().unwrap_or_default().is_empty(), "{f}");
+    live.stop();
+}
+
+#[test]
+fn inspect_flags_an_init_without_a_term_handler() {
+    require_root();
+    let (mut unshare, init) = ns_init();
+    let out = Command::new(BIN)
+        .args(["inspect", &init.to_string(), "--format", "json"])
+        .output()
+        .expect("run");
+    let _ = unshare.kill();
+    let _ = unshare.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("init_without_term_handler"), "{text}");
+    let out = Command::new(BIN)
+        .args(["inspect", "999999999"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such process"),
+        "{:?}",
+        out
+    );
+}
