@@ -12,6 +12,7 @@ use crate::filter::record_matches;
 use crate::output::Sink;
 use crate::privilege;
 use crate::record::Record;
+use crate::summary::Summarizer;
 use crate::tracer::{self, Consumer, Mode, Tracer};
 
 pub fn env() -> Env {
@@ -99,6 +100,8 @@ pub fn replay(
     name: &str,
 ) -> anyhow::Result<u64> {
     let mut sink = Sink::new(out, cfg.format, cfg.color);
+    let mut summary = cfg.summary.map(|d| Summarizer::new(d.as_nanos() as u64));
+    let mut last = crate::record::Time(0);
     let mut bad = 0u64;
     let write = |r: io::Result<()>| -> anyhow::Result<bool> {
         match r {
@@ -133,10 +136,21 @@ pub fn replay(
         if !record_matches(&cfg.filters, &rec) {
             continue;
         }
+        last = last.max(rec.time());
+        if let Some(done) = summary.as_mut().and_then(|s| s.push(&rec)) {
+            if !write(sink.write(&done))? {
+                return Ok(bad);
+            }
+        }
         for f in engine.push(&rec) {
             if !write(sink.write(&f))? {
                 return Ok(bad);
             }
+        }
+    }
+    if let Some(done) = summary.as_mut().and_then(|s| s.finish(last)) {
+        if !write(sink.write(&done))? {
+            return Ok(bad);
         }
     }
     for f in engine.finish() {

@@ -68,6 +68,11 @@ pub struct TraceArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<String>,
 
+    /// Print counts per interval of SECS seconds (sender → target, signal, result) instead of
+    /// one line per event.
+    #[arg(long, value_name = "SECS")]
+    pub summary: Option<String>,
+
     /// Stop after this many events.
     #[arg(long, value_name = "N")]
     pub count: Option<String>,

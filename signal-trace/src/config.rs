@@ -100,6 +100,8 @@ pub struct Config {
     pub output: Option<PathBuf>,
     pub duration: Option<Duration>,
     pub count: Option<u64>,
+    /// Summary mode: the interval.
+    pub summary: Option<Duration>,
     pub ring_size: u32,
     pub btf: PathBuf,
 }
@@ -213,6 +215,19 @@ impl Config {
                 }
             },
         };
+        let summary = match &a.summary {
+            None => None,
+            Some(s) => match s.trim().parse::<f64>() {
+                Ok(secs) if (0.1..1e6).contains(&secs) => Some(Duration::from_secs_f64(secs)),
+                _ => {
+                    return Err(invalid(
+                        "--summary",
+                        s,
+                        "expected an interval of at least 0.1 seconds",
+                    ))
+                }
+            },
+        };
         let count = match &a.count {
             None => None,
             Some(s) => match s.trim().parse::<u64>() {
@@ -252,6 +267,7 @@ impl Config {
             output: a.output.clone(),
             duration,
             count,
+            summary,
             ring_size,
             btf: a.btf.clone(),
         })
@@ -356,6 +372,8 @@ mod tests {
             &["--duration", "soon"],
             &["--duration", "inf"],
             &["--count", "0"],
+            &["--summary", "0"],
+            &["--summary", "x"],
             &["--count", "1.5"],
             &["--ring-size", "3000"],
             &["--ring-size", "2G"],

@@ -19,4 +19,5 @@ pub mod names;
 pub mod output;
 pub mod privilege;
 pub mod record;
+pub mod summary;
 pub mod tracer;

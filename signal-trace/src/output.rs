@@ -80,6 +80,12 @@ impl Item for crate::explain::Timeline {
     }
 }
 
+impl Item for crate::summary::Summary {
+    fn text(&self, out: &mut String, _color: bool) {
+        out.push_str(&crate::summary::render_text(self));
+    }
+}
+
 const RED: &str = "\x1b[1;31m";
 const YELLOW: &str = "\x1b[1;33m";
 const MAGENTA: &str = "\x1b[35m";

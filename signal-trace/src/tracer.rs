@@ -22,6 +22,7 @@ use crate::explain::Engine;
 use crate::filter::{kernel_filter, userspace_keeps};
 use crate::output::Sink;
 use crate::record::{Lost, LostByKind, Record};
+use crate::summary::Summarizer;
 
 /// The compiled kernel programs (built by build.rs with aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/signal-trace"));
@@ -312,6 +313,7 @@ pub enum Consumer {
 struct Loop<W: Write> {
     sink: Sink<W>,
     consumer: Consumer,
+    summary: Option<Summarizer>,
     correlator: Correlator,
     clock: Clock,
     cfg: Config,
@@ -351,7 +353,13 @@ impl<W: Write> Loop<W> {
     }
 
     fn consume(&mut self, rec: &Record) -> io::Result<()> {
+        if let Some(s) = &mut self.summary {
+            if let Some(done) = s.push(rec) {
+                self.sink.write(&done)?;
+            }
+        }
         match &mut self.consumer {
+            Consumer::Print if self.summary.is_some() => Ok(()),
             Consumer::Print => self.sink.write(rec),
             Consumer::Explain { engine, .. } => {
                 for f in engine.push(rec) {
@@ -362,8 +370,14 @@ impl<W: Write> Loop<W> {
         }
     }
 
-    /// Lets the diagnosis engine conclude what a quiet stream can no longer change.
+    /// Lets the diagnosis engine conclude what a quiet stream can no longer change, and closes a
+    /// summary interval that is over.
     fn advance(&mut self) -> io::Result<()> {
+        if let Some(s) = &mut self.summary {
+            if let Some(done) = s.flush_before(self.clock.wall(monotonic_ns())) {
+                self.sink.write(&done)?;
+            }
+        }
         if let Consumer::Explain { engine, .. } = &mut self.consumer {
             let now = self.clock.wall(monotonic_ns());
             let behind = crate::record::Time(now.0.saturating_sub(2_000_000_000));
@@ -374,8 +388,13 @@ impl<W: Write> Loop<W> {
         Ok(())
     }
 
-    /// End of the stream: the engine's last findings and the timelines.
+    /// End of the stream: the last summary, the engine's last findings and the timelines.
     fn finish(&mut self) -> io::Result<()> {
+        if let Some(s) = &mut self.summary {
+            if let Some(done) = s.finish(self.clock.wall(monotonic_ns())) {
+                self.sink.write(&done)?;
+            }
+        }
         if let Consumer::Explain { engine, timeline } = &mut self.consumer {
             for f in engine.finish() {
                 self.sink.write(&f)?;
@@ -483,6 +502,7 @@ pub async fn run(
         lost_seen: [0; KIND_COUNT as usize],
         last_warning: None,
         consumer,
+        summary: cfg.summary.map(|d| Summarizer::new(d.as_nanos() as u64)),
         new_cgroups: Vec::new(),
         cfg,
     };

@@ -236,3 +236,120 @@ fn inspect_flags_an_init_without_a_term_handler() {
         out
     );
 }
+
+/// A memory cgroup (v1 controller) with a small limit, removed on drop.
+struct MemCgroup(std::path::PathBuf);
+
+impl MemCgroup {
+    fn new(limit: &str) -> MemCgroup {
+        let path = std::path::PathBuf::from(format!(
+            "/sys/fs/cgroup/memory/signal-trace-oom-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).expect("create a memory cgroup (v1 memory controller)");
+        std::fs::write(path.join("memory.limit_in_bytes"), limit).expect("set its limit");
+        MemCgroup(path)
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn an_oom_kill_in_a_memory_cgroup_is_explained() {
+    require_root();
+    let cg = MemCgroup::new("33554432");
+    let procs = std::ffi::CString::new(cg.0.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let live = Trace::start(&["explain", "--events", "generate,exit,oom"]);
+    // SAFETY: the child only makes async-signal-safe calls (open, write, mmap) before it is
+    // killed; it touches anonymous memory until the OOM killer takes it.
+    let pid = unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                libc::_exit(3);
+            }
+            libc::close(fd);
+            let size = 512usize << 20;
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                libc::_exit(4);
+            }
+            let mut off = 0;
+            while off < size {
+                *(p as *mut u8).add(off) = 1;
+                off += 4096;
+            }
+            libc::_exit(5);
+        }
+        pid
+    };
+    let mut status = 0;
+    // SAFETY: waitpid on our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "the child was OOM-killed, status {status:#x}"
+    );
+    let f = live.wait_for("oom_killed", |v| {
+        v["kind"] == "oom_killed" && v["process"]["pid"] == pid
+    });
+    assert_eq!(f["exit_code"], 137, "{f}");
+    assert!(
+        f["remedy"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("memory"),
+        "{f}"
+    );
+    live.stop();
+    drop(cg);
+}
+
+#[test]
+fn summary_mode_aggregates_a_flood() {
+    require_root();
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    let trace = Trace::start(&["--summary", "0.5", "--target-pid", &child.pid.to_string()]);
+    for _ in 0..2000 {
+        kill(child.pid, libc::SIGUSR1);
+    }
+    let s = trace.wait_for("a summary", |v| {
+        v["event"] == "summary" && v["total"].as_u64().unwrap_or(0) > 0
+    });
+    let (_, records, _) = trace.stop();
+    assert!(
+        records.iter().all(|v| v["event"] == "summary"),
+        "summary mode prints no per-event lines"
+    );
+    let counted: u64 = records
+        .iter()
+        .flat_map(|v| v["rows"].as_array().cloned().unwrap_or_default())
+        .filter(|r| {
+            r["event"] == "generate" && r["signal"] == "SIGUSR1" && r["target_pid"] == child.pid
+        })
+        .map(|r| r["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(counted, 2000, "every generate is counted once: {s}");
+}
