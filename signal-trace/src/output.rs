@@ -8,8 +8,11 @@ use crate::names::sa_flags_names;
 use crate::record::*;
 
 /// Buffered record writer. The caller flushes (the trace loop does so at least every 100 ms).
+/// The buffer holds whole lines only and goes out in one `write_all`, so an output that fails
+/// midway (see [`FileOut`]) can drop the partial batch rather than leave half a line.
 pub struct Sink<W: Write> {
-    out: io::BufWriter<W>,
+    out: W,
+    buf: Vec<u8>,
     format: Format,
     color: bool,
     line: String,
@@ -19,7 +22,8 @@ pub struct Sink<W: Write> {
 impl<W: Write> Sink<W> {
     pub fn new(out: W, format: Format, color: bool) -> Sink<W> {
         Sink {
-            out: io::BufWriter::with_capacity(64 * 1024, out),
+            out,
+            buf: Vec::with_capacity(SINK_BATCH + 4096),
             format,
             color,
             line: String::with_capacity(256),
@@ -35,7 +39,7 @@ impl<W: Write> Sink<W> {
                 self.scratch.clear();
                 serde_json::to_writer(&mut self.scratch, item).map_err(io::Error::other)?;
                 self.scratch.push(b'\n');
-                self.out.write_all(&self.scratch)
+                self.buf.extend_from_slice(&self.scratch);
             }
             Format::Text => {
                 self.line.clear();
@@ -43,17 +47,70 @@ impl<W: Write> Sink<W> {
                 if !self.line.ends_with('\n') {
                     self.line.push('\n');
                 }
-                self.out.write_all(self.line.as_bytes())
+                self.buf.extend_from_slice(self.line.as_bytes());
+            }
+        }
+        if self.buf.len() >= SINK_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let result = self.out.write_all(&self.buf);
+            self.buf.clear();
+            result?;
+        }
+        self.out.flush()
+    }
+
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Lines are written out once this much is buffered (and on every flush).
+const SINK_BATCH: usize = 64 * 1024;
+
+/// An output file written in whole batches: when a write fails partway (a full disk), the file
+/// is cut back to where the batch began, so it never ends in a torn line.
+pub struct FileOut {
+    file: std::fs::File,
+    /// Length of the file after the last complete batch.
+    committed: u64,
+}
+
+impl FileOut {
+    pub fn new(file: std::fs::File) -> io::Result<FileOut> {
+        let committed = file.metadata()?.len();
+        Ok(FileOut { file, committed })
+    }
+}
+
+impl Write for FileOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self.file.write_all(buf) {
+            Ok(()) => {
+                self.committed += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Whatever part of the batch got in is cut off again.
+                let _ = self.file.set_len(self.committed);
+                Err(e)
             }
         }
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    pub fn into_inner(self) -> io::Result<W> {
-        self.out.into_inner().map_err(|e| e.into_error())
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -404,6 +461,69 @@ mod tests {
         text_line(&mut line, &f, false);
         assert!(line.contains("kill(3) → pid 1"), "{line}");
         assert!(line.ends_with("FAILED: EPERM (uid 65534)"), "{line}");
+    }
+
+    /// A writer that accepts `room` bytes and then fails like a full disk.
+    struct Full {
+        data: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.data.len() >= self.room {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let n = buf.len().min(self.room - self.data.len());
+            self.data.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batches_hold_whole_lines() {
+        let mut sink = Sink::new(
+            Full {
+                data: Vec::new(),
+                room: 1 << 20,
+            },
+            Format::Json,
+            false,
+        );
+        for _ in 0..2000 {
+            sink.write(&ignored()).unwrap();
+        }
+        let out = sink.into_inner().unwrap();
+        assert!(out.data.ends_with(b"\n"));
+        assert_eq!(out.data.iter().filter(|&&b| b == b'\n').count(), 2000);
+    }
+
+    #[test]
+    fn a_full_disk_leaves_no_torn_line() {
+        let path =
+            std::env::temp_dir().join(format!("signal-trace-fileout-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let mut out = FileOut::new(file).unwrap();
+        out.write_all(b"{\"a\":1}\n").unwrap();
+        // A batch that fails partway is cut back off.
+        let mut failing = FileOut {
+            file: std::fs::File::open(&path).unwrap(),
+            committed: 8,
+        };
+        assert!(
+            failing.write_all(b"{\"b\":2}\n").is_err(),
+            "a read-only file cannot be written"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}\n");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -465,7 +465,9 @@ pub fn open_output(cfg: &Config) -> anyhow::Result<Box<dyn Write + Send>> {
                 .mode(0o640)
                 .open(path)
                 .with_context(|| format!("cannot open output file {}", path.display()))?;
-            Ok(Box::new(f))
+            let out = crate::output::FileOut::new(f)
+                .with_context(|| format!("cannot use output file {}", path.display()))?;
+            Ok(Box::new(out))
         }
     }
 }
@@ -494,6 +496,10 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let format = cfg.format;
     let color = cfg.color;
+    let target = match &cfg.output {
+        Some(p) => p.display().to_string(),
+        None => "standard output".to_string(),
+    };
     let mut lp = Loop {
         sink: Sink::new(out, format, color),
         correlator: Correlator::new(cfg.filters.sender_only()),
@@ -549,11 +555,11 @@ pub async fn run(
             match done {
                 Ok(()) => stop,
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Stop::BrokenPipe,
-                Err(e) => return Err(e).context("cannot write events"),
+                Err(e) => return Err(e).context(format!("cannot write events to {target}")),
             }
         }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Stop::BrokenPipe,
-        Err(e) => return Err(e).context("cannot write events"),
+        Err(e) => return Err(e).context(format!("cannot write events to {target}")),
     };
     // Detach everything before returning: programs and links are closed with their fds.
     drop(ring);
