@@ -47,7 +47,12 @@ if ! bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
     --version "$BPF_LINKER_VERSION" --no-default-features --features "llvm-$LLVM_MAJOR"
 fi
 
-# 3. What the live tests drive: util-linux (unshare, setpriv, kill --queue), procps.
+# 3. protoc: the containerd API client is generated from its protobuf definitions at build time.
+apt_install protobuf-compiler
+
+# 4. What the live tests drive: util-linux (unshare, setpriv), procps, and a running containerd
+#    with the busybox test image (scripts/containerd-up.sh).
 if [ $want_test -eq 1 ]; then
   apt_install util-linux procps
+  bash "$(dirname "${BASH_SOURCE[0]}")/containerd-up.sh"
 fi

@@ -32,6 +32,14 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     for w in &tracer.warnings {
         eprintln!("signal-trace: warning: {w}");
     }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")?;
+    let stops = {
+        let _guard = rt.enter();
+        tracer::StopSignals::install()?
+    };
     let events: Vec<_> = cfg.events.iter().map(|e| e.as_str()).collect();
     eprintln!(
         "signal-trace: tracing {} ({} attachments, {} mode); Ctrl-C to stop",
@@ -42,11 +50,7 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
             Mode::Classic => "reduced",
         }
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the event loop")?;
-    let (_stop, totals) = rt.block_on(tracer::run(cfg, tracer, out, consumer))?;
+    let (_stop, totals) = rt.block_on(tracer::run(cfg, tracer, out, consumer, stops))?;
     eprintln!("{} events, {} lost", totals.events, totals.lost);
     Ok(())
 }

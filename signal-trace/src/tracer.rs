@@ -158,9 +158,9 @@ impl Tracer {
             .override_global("CLASSIC", &classic, true)
             .override_global("FILTER", &filter.config, true)
             .map_max_entries("EVENTS", cfg.ring_size);
-        if mode == Mode::Classic {
-            loader.btf(None);
-        }
+        // The programs carry no CO-RE relocations (offsets come from OFFSETS), so aya need not
+        // parse the kernel's BTF a second time.
+        loader.btf(None);
         let mut ebpf = loader
             .load(PROGRAMS)
             .context("cannot load the kernel programs")?;
@@ -267,6 +267,10 @@ impl Tracer {
                 &[("oom", "mark_victim".into())],
             )?;
         }
+
+        // Start-up parsed megabytes of BTF and ELF; give the freed memory back to the system.
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
 
         let events = RingBuf::try_from(
             ebpf.take_map("EVENTS")
@@ -472,6 +476,23 @@ pub fn open_output(cfg: &Config) -> anyhow::Result<Box<dyn Write + Send>> {
     }
 }
 
+/// SIGINT and SIGTERM handlers, installed before the tracer says it is tracing so that a stop
+/// signal sent from then on always ends it cleanly.
+pub struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Must be called inside the tokio runtime (`rt.enter()`).
+    pub fn install() -> anyhow::Result<StopSignals> {
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+}
+
 /// Streams until stopped; returns why it stopped and the totals. Output errors other than a
 /// closed pipe are returned as errors.
 pub async fn run(
@@ -479,6 +500,7 @@ pub async fn run(
     tracer: Tracer,
     out: Box<dyn Write + Send>,
     consumer: Consumer,
+    stops: StopSignals,
 ) -> anyhow::Result<(Stop, Totals)> {
     let Tracer {
         _ebpf: ebpf,
@@ -492,8 +514,10 @@ pub async fn run(
     let mut ring =
         unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) }
             .map_err(|e| anyhow!("cannot poll the ring buffer: {e}"))?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let StopSignals {
+        int: mut sigint,
+        term: mut sigterm,
+    } = stops;
     let format = cfg.format;
     let color = cfg.color;
     let target = match &cfg.output {

@@ -9,6 +9,8 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
+mod vm;
+
 #[derive(Parser)]
 #[command(name = "xtask", about = "signal-trace project tasks")]
 struct Cli {
@@ -28,7 +30,24 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Everything CI checks: formatting, lints, unit tests, live tests (root).
+    /// The live checks on Debian's 6.1 and 6.12 kernels (QEMU) and natively on the host (root).
+    VmTest {
+        /// Only these kernels of the matrix: 6.1, 6.12, host (repeatable).
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+        /// Only these checks (repeatable).
+        #[arg(long = "check")]
+        checks: Vec<String>,
+    },
+    /// Runs the live checks against TRACER on the running kernel (inside a vm-test guest).
+    #[command(hide = true)]
+    VmGuest {
+        #[arg(long)]
+        tracer: PathBuf,
+        #[arg(long = "check")]
+        checks: Vec<String>,
+    },
+    /// Everything CI checks: formatting, lints, unit tests, live tests (root), the kernel matrix.
     Test {
         /// Extra arguments for `cargo test`, e.g. a test name filter.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -111,7 +130,20 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         .args(["test", "--workspace", "--exclude", "signal-trace-ebpf"])
         .args(args)
         .args(["--", "--test-threads", "2"]))?;
+    if args.is_empty() {
+        vm_test(&vm::Options::default())?;
+    }
     Ok(())
+}
+
+fn vm_test(opts: &vm::Options) -> anyhow::Result<()> {
+    if !is_root() {
+        bail!(
+            "the kernel matrix loads BPF programs on the host: run `cargo xtask vm-test` as root"
+        );
+    }
+    setup(false)?;
+    vm::vm_test(&root(), opts)
 }
 
 fn main() -> ExitCode {
@@ -120,6 +152,8 @@ fn main() -> ExitCode {
         Task::Setup { test } => setup(test),
         Task::Run { args } => run(&args),
         Task::Test { args } => test(&args),
+        Task::VmTest { kernels, checks } => vm_test(&vm::Options { kernels, checks }),
+        Task::VmGuest { tracer, checks } => vm::guest::run(&tracer, &checks),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
