@@ -55,6 +55,14 @@ pub enum FormatArg {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum SideArg {
+    Sender,
+    Target,
+    #[default]
+    Either,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum ColorArg {
     #[default]
     Auto,
@@ -115,6 +123,38 @@ pub struct TraceArgs {
     /// bytes).
     #[arg(long, short = 'c', value_name = "NAME", value_delimiter = ',')]
     pub comm: Vec<String>,
+
+    /// Only signals where a side is in this container: a full id, an id prefix, or a name.
+    #[arg(long, value_name = "ID|NAME", value_delimiter = ',')]
+    pub container: Vec<String>,
+
+    /// Only signals where a side is in this Kubernetes pod (by name).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub pod: Vec<String>,
+
+    /// Only signals where a side is in this Kubernetes namespace.
+    #[arg(long, value_name = "NS", value_delimiter = ',')]
+    pub namespace: Vec<String>,
+
+    /// Which side --container, --pod and --namespace look at.
+    #[arg(long, value_enum, default_value = "either")]
+    pub side: SideArg,
+
+    /// containerd's socket, for pod and container names.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub containerd_socket: PathBuf,
+
+    /// Serve Prometheus metrics on ADDR (host:port, or a port for localhost).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// Label metrics with pod and namespace too (more series: one per pod).
+    #[arg(long)]
+    pub metrics_pod_labels: bool,
 
     /// Which events to report: generate, deliver, exit, send_failed, oom [default: all].
     #[arg(long, short = 'e', value_name = "EVENT", value_delimiter = ',')]

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{ColorArg, FormatArg, TraceArgs};
+use crate::cli::{ColorArg, FormatArg, SideArg, TraceArgs};
+use crate::containers::Selector;
 use crate::names::{parse_result, parse_signal, NSIG};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,6 +70,18 @@ pub struct Filters {
     /// Empty: every result.
     pub results: BTreeSet<u32>,
     pub comms: BTreeSet<String>,
+    /// Container selectors (all must match); empty: no container filter.
+    pub containers: Vec<Selector>,
+    /// The side the container selectors look at.
+    pub container_side: Side,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Side {
+    Sender,
+    Target,
+    #[default]
+    Either,
 }
 
 impl Filters {
@@ -104,6 +117,21 @@ pub struct Config {
     pub summary: Option<Duration>,
     pub ring_size: u32,
     pub btf: PathBuf,
+    pub containerd_socket: PathBuf,
+    pub metrics: Option<std::net::SocketAddr>,
+    pub metrics_pod_labels: bool,
+}
+
+/// Parses a metrics address: "host:port", "[v6]:port", or a bare port for 127.0.0.1.
+pub fn parse_metrics_addr(s: &str) -> Option<std::net::SocketAddr> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        return Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Some(port) = s.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()) {
+        return Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().ok()
 }
 
 /// What the process's environment says, for defaults that depend on it.
@@ -179,6 +207,28 @@ impl Config {
             }
             filters.comms.insert(c.clone());
         }
+
+        for (flag, values, make) in [
+            (
+                "--container",
+                &a.container,
+                Selector::Container as fn(String) -> Selector,
+            ),
+            ("--pod", &a.pod, Selector::Pod),
+            ("--namespace", &a.namespace, Selector::Namespace),
+        ] {
+            for v in values {
+                if v.trim().is_empty() {
+                    return Err(invalid(flag, v, "expected a non-empty value"));
+                }
+                filters.containers.push(make(v.trim().to_string()));
+            }
+        }
+        filters.container_side = match a.side {
+            SideArg::Sender => Side::Sender,
+            SideArg::Target => Side::Target,
+            SideArg::Either => Side::Either,
+        };
 
         let mut events = BTreeSet::new();
         for e in &a.events {
@@ -259,6 +309,16 @@ impl Config {
                 ColorArg::Never => false,
                 ColorArg::Auto => a.output.is_none() && env.stdout_is_terminal && !env.no_color,
             };
+        let metrics = match &a.metrics_addr {
+            None => None,
+            Some(m) => Some(parse_metrics_addr(m).ok_or_else(|| {
+                invalid(
+                    "--metrics-addr",
+                    m,
+                    "expected host:port, or a port for localhost",
+                )
+            })?),
+        };
         Ok(Config {
             filters,
             events,
@@ -270,6 +330,9 @@ impl Config {
             summary,
             ring_size,
             btf: a.btf.clone(),
+            containerd_socket: a.containerd_socket.clone(),
+            metrics,
+            metrics_pod_labels: a.metrics_pod_labels,
         })
     }
 }
@@ -380,12 +443,51 @@ mod tests {
             &["--ring-size", "1K"],
             &["--comm", "a-name-longer-than-15"],
             &["--comm", ""],
+            &["--container", " "],
+            &["--metrics-addr", "nowhere"],
+            &["--metrics-addr", "70000"],
         ] {
             let err = cfg(args).expect_err(&format!("{args:?}"));
             let ConfigError::Invalid { flag, .. } = &err;
             assert!(args[0].starts_with(flag), "{args:?}: {err}");
             assert!(err.to_string().starts_with("invalid value"), "{err}");
         }
+    }
+
+    #[test]
+    fn container_filters_and_metrics() {
+        let c = cfg(&[
+            "--pod",
+            "web-0",
+            "--namespace",
+            "prod",
+            "--side",
+            "target",
+            "--metrics-addr",
+            "9464",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.filters.containers,
+            vec![
+                Selector::Pod("web-0".into()),
+                Selector::Namespace("prod".into())
+            ]
+        );
+        assert_eq!(c.filters.container_side, Side::Target);
+        assert_eq!(c.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(
+            parse_metrics_addr("0.0.0.0:9464"),
+            Some("0.0.0.0:9464".parse().unwrap())
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:80"),
+            Some("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_metrics_addr(":8080"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use signal_trace_common::*;
 
-use crate::config::Filters;
+use crate::config::{Filters, Side};
 use crate::record::{Comm, Record};
 
 /// Everything the programs need to filter in the kernel: the global config and the contents of
@@ -41,6 +41,9 @@ pub fn kernel_filter(f: &Filters, wakeup_bytes: u64) -> KernelFilter {
     if !f.signals.is_empty() {
         flags |= FILTER_SIGNAL;
     }
+    if !f.containers.is_empty() {
+        flags |= side_bits(f.container_side).1;
+    }
     if !f.results.is_empty() {
         flags |= FILTER_RESULT;
     }
@@ -51,6 +54,15 @@ pub fn kernel_filter(f: &Filters, wakeup_bytes: u64) -> KernelFilter {
         wakeup_bytes,
     };
     k
+}
+
+/// The CGROUP_FILTER value and the FilterConfig flag for a container filter's side.
+pub fn side_bits(side: Side) -> (u32, u32) {
+    match side {
+        Side::Either => (SIDE_EITHER, FILTER_CGROUP_EITHER),
+        Side::Target => (SIDE_TARGET, FILTER_CGROUP_TARGET),
+        Side::Sender => (SIDE_SENDER, FILTER_CGROUP_SENDER),
+    }
 }
 
 /// The part of the filters the kernel cannot apply: the comm filter on failed sends, whose

@@ -172,6 +172,18 @@ fn who(comm: &Comm, pid: Option<u32>, tid: u32) -> String {
     }
 }
 
+/// Where a process runs, for people: "ns/pod:container", or the container's name or short id.
+pub fn where_text(c: Option<&Container>) -> String {
+    let Some(c) = c else { return String::new() };
+    let short = c.id.get(..12).unwrap_or(&c.id);
+    match (&c.namespace, &c.pod, &c.name) {
+        (Some(ns), Some(pod), Some(name)) => format!(" {ns}/{pod}:{name}"),
+        (_, Some(pod), _) => format!(" {pod}:{short}"),
+        (_, _, Some(name)) => format!(" {name}"),
+        _ => format!(" {}:{short}", c.runtime),
+    }
+}
+
 fn latency(ns: u64) -> String {
     match ns {
         0..=9_999 => format!("{ns}ns"),
@@ -191,7 +203,9 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
             if let Some(ns) = g.target.ns_pid.filter(|&n| Some(n) != g.target.pid) {
                 let _ = write!(target, "[ns {ns}]");
             }
-            let sender = who(&g.sender.comm, Some(g.sender.pid), g.sender.tid);
+            target.push_str(&where_text(g.target.container.as_ref()));
+            let mut sender = who(&g.sender.comm, Some(g.sender.pid), g.sender.tid);
+            sender.push_str(&where_text(g.sender.container.as_ref()));
             let _ = write!(
                 out,
                 "{:<8} {:>24} → {:<28} {:<10} {:<11} ",
@@ -230,7 +244,7 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "{:<8} {:>24}   {:<28} {:<10} {:<11} ",
                 "deliver",
                 "",
-                who(&d.comm, d.pid, d.tid),
+                who(&d.comm, d.pid, d.tid) + &where_text(d.container.as_ref()),
                 d.signal,
                 d.code
             );
@@ -255,7 +269,7 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "{:<8} {:>24}   {:<28} ",
                 "exit",
                 "",
-                who(&x.comm, Some(x.pid), x.pid)
+                who(&x.comm, Some(x.pid), x.pid) + &where_text(x.container.as_ref())
             );
             match &x.signal {
                 Some(sig) => {

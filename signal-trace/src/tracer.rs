@@ -15,13 +15,16 @@ use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
-use crate::config::{Config, EventKind};
+use crate::cgroup;
+use crate::config::{Config, EventKind, Side};
+use crate::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
 use crate::decode::{decode, parse_event, Clock};
 use crate::enrich::Correlator;
 use crate::explain::Engine;
-use crate::filter::{kernel_filter, userspace_keeps};
+use crate::filter::{kernel_filter, side_bits, userspace_keeps};
 use crate::output::Sink;
 use crate::record::{Lost, LostByKind, Record};
+use crate::runtime::{self, Containerd};
 use crate::summary::Summarizer;
 
 /// The compiled kernel programs (built by build.rs with aya-build).
@@ -80,6 +83,7 @@ pub struct Tracer {
     _ebpf: Ebpf,
     events: RingBuf<MapData>,
     lost: PerCpuArray<MapData, u64>,
+    containers: Option<Containers>,
     pub mode: Mode,
     pub attached: usize,
     pub warnings: Vec<String>,
@@ -187,6 +191,7 @@ impl Tracer {
             }
         }
 
+        let containers = Containers::new(cfg, &mut ebpf, &mut warnings)?;
         let mut attached = 0;
         let mut raw = |ebpf: &mut Ebpf, prog: &str, tp: &str| -> anyhow::Result<()> {
             let p: &mut RawTracePoint = ebpf
@@ -211,6 +216,16 @@ impl Tracer {
                 raw(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
             } else {
                 warnings.push("process exits are not traced without BTF".into());
+            }
+        }
+        if containers.as_ref().is_some_and(|c| c.filter.is_some()) {
+            if mode == Mode::Full {
+                raw(&mut ebpf, "cgroup_mkdir", "cgroup_mkdir")?;
+            } else {
+                warnings.push(
+                    "without BTF new containers join the container filter only on the next refresh (every 2 s)"
+                        .into(),
+                );
             }
         }
         let mut classic_tp =
@@ -284,6 +299,7 @@ impl Tracer {
             _ebpf: ebpf,
             events,
             lost,
+            containers,
             mode,
             attached,
             warnings,
@@ -324,8 +340,9 @@ struct Loop<W: Write> {
     totals: Totals,
     lost_seen: [u64; KIND_COUNT as usize],
     last_warning: Option<Instant>,
-    /// cgroups created since the last look (from the cgroup_mkdir program).
-    new_cgroups: Vec<u64>,
+    containers: Option<Containers>,
+    last_refresh: Instant,
+    malformed: u64,
 }
 
 impl<W: Write> Loop<W> {
@@ -334,7 +351,9 @@ impl<W: Write> Loop<W> {
         let event = parse_event(bytes);
         if let Ok(e) = &event {
             if e.kind == signal_trace_common::KIND_CGROUP {
-                self.new_cgroups.push(e.target.cgroup_id);
+                if let Some(c) = &mut self.containers {
+                    c.new_cgroup(e.target.cgroup_id);
+                }
                 return Ok(());
             }
         }
@@ -342,10 +361,22 @@ impl<W: Write> Loop<W> {
         let mut rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                log::warn!("dropping a malformed record from the kernel: {e}");
+                // Never expected: the programs and this decoder share their types.
+                self.malformed += 1;
+                if self.malformed <= 10 {
+                    eprintln!(
+                        "signal-trace: warning: dropping a malformed record from the kernel: {e}"
+                    );
+                }
                 return Ok(());
             }
         };
+        if let Some(c) = &mut self.containers {
+            c.enrich(&mut rec);
+            if !c.keeps(&rec) {
+                return Ok(());
+            }
+        }
         if !self.correlator.process(&mut rec) || !userspace_keeps(&self.cfg.filters, &rec) {
             return Ok(());
         }
@@ -374,9 +405,15 @@ impl<W: Write> Loop<W> {
         }
     }
 
-    /// Lets the diagnosis engine conclude what a quiet stream can no longer change, and closes a
-    /// summary interval that is over.
+    /// Lets the diagnosis engine conclude what a quiet stream can no longer change, closes a
+    /// summary interval that is over, and keeps the container view current.
     fn advance(&mut self) -> io::Result<()> {
+        if self.last_refresh.elapsed() >= CONTAINER_REFRESH {
+            self.last_refresh = Instant::now();
+            if let Some(c) = &mut self.containers {
+                c.refresh();
+            }
+        }
         if let Some(s) = &mut self.summary {
             if let Some(done) = s.flush_before(self.clock.wall(monotonic_ns())) {
                 self.sink.write(&done)?;
@@ -476,6 +513,198 @@ pub fn open_output(cfg: &Config) -> anyhow::Result<Box<dyn Write + Send>> {
     }
 }
 
+/// How often the container view is rescanned (new containers also arrive at once through the
+/// cgroup_mkdir program when a container filter is active).
+const CONTAINER_REFRESH: Duration = Duration::from_secs(2);
+
+/// The container view: cgroup id → container (with pod metadata from containerd), used to
+/// enrich both sides of every record and to keep the in-kernel container filter current.
+pub struct Containers {
+    cache: ContainerCache,
+    filter: Option<ContainerFilter>,
+    failures_reported: u64,
+}
+
+struct ContainerFilter {
+    selectors: Vec<Selector>,
+    side: Side,
+    /// The SIDE_* bits a selected cgroup gets in CGROUP_FILTER.
+    bits: u32,
+    map: BpfHashMap<MapData, u64, u32>,
+    selected: std::collections::HashSet<u64>,
+}
+
+impl ContainerFilter {
+    fn selects(&self, c: Option<&crate::record::Container>) -> bool {
+        c.is_some_and(|c| self.selectors.iter().all(|s| s.matches(c)))
+    }
+
+    fn set(&mut self, id: u64, on: bool) {
+        let result = if on {
+            self.selected.insert(id);
+            self.map.insert(id, self.bits, 0)
+        } else if self.selected.remove(&id) {
+            self.map.remove(&id)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            eprintln!(
+                "signal-trace: warning: cannot update the container filter for cgroup {id}: {e}"
+            );
+        }
+    }
+}
+
+impl Containers {
+    fn new(
+        cfg: &Config,
+        ebpf: &mut Ebpf,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<Option<Containers>> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let Some(root) = cgroup::cgroup2_mount(&mountinfo) else {
+            if !cfg.filters.containers.is_empty() {
+                bail!("container filters need the cgroup v2 hierarchy, and none is mounted");
+            }
+            warnings.push("no cgroup v2 hierarchy is mounted: records carry no container".into());
+            return Ok(None);
+        };
+        let runtime = match Containerd::new(&cfg.containerd_socket, runtime::DEFAULT_TIMEOUT) {
+            Ok(r) => Some(Box::new(r) as Box<dyn runtime::ContainerSource>),
+            Err(e) => {
+                warnings.push(format!("{e}; containers are named by id only"));
+                None
+            }
+        };
+        let mut cache = ContainerCache::new(
+            Box::new(CgroupMount::new(root)),
+            runtime,
+            CacheConfig::default(),
+        );
+        let filter = if cfg.filters.containers.is_empty() {
+            None
+        } else {
+            if let Err(e) = cache.refresh() {
+                bail!("cannot list containers for the filter: {e}");
+            }
+            let (bits, _) = side_bits(cfg.filters.container_side);
+            let map = BpfHashMap::try_from(
+                ebpf.take_map("CGROUP_FILTER")
+                    .ok_or_else(|| anyhow!("no CGROUP_FILTER map"))?,
+            )?;
+            let mut f = ContainerFilter {
+                selectors: cfg.filters.containers.clone(),
+                side: cfg.filters.container_side,
+                bits,
+                map,
+                selected: Default::default(),
+            };
+            let mut ids: Option<std::collections::BTreeSet<u64>> = None;
+            for s in &f.selectors {
+                let these: std::collections::BTreeSet<u64> =
+                    cache.matching_cgroups(s).into_iter().collect();
+                ids = Some(match ids {
+                    None => these,
+                    Some(prev) => prev.intersection(&these).copied().collect(),
+                });
+            }
+            let ids = ids.unwrap_or_default();
+            if ids.is_empty() {
+                warnings.push(
+                    "no running container matches the container filter yet; waiting for one".into(),
+                );
+            }
+            for id in ids {
+                f.set(id, true);
+            }
+            Some(f)
+        };
+        Ok(Some(Containers {
+            cache,
+            filter,
+            failures_reported: 0,
+        }))
+    }
+
+    /// A cgroup was just created: a new container may belong in the filter.
+    fn new_cgroup(&mut self, id: u64) {
+        if let Some(f) = &mut self.filter {
+            let c = self.cache.resolve(id);
+            if f.selects(c.as_ref()) {
+                f.set(id, true);
+            }
+        }
+    }
+
+    /// Periodic rescan: new and changed containers are re-evaluated against the filter,
+    /// containers long gone leave it. Runtime failures are reported (they also count in the
+    /// metrics).
+    fn refresh(&mut self) {
+        match self.cache.refresh() {
+            Ok(changes) => {
+                if let Some(f) = &mut self.filter {
+                    for id in changes.updated {
+                        let c = self.cache.get(id).cloned();
+                        f.set(id, f.selects(c.as_ref()));
+                    }
+                    for id in changes.purged {
+                        f.set(id, false);
+                    }
+                }
+            }
+            Err(e) => eprintln!("signal-trace: warning: {e}"),
+        }
+        let failures = self.cache.failures();
+        if failures > self.failures_reported {
+            self.failures_reported = failures;
+            if let Some(why) = self.cache.last_failure() {
+                eprintln!("signal-trace: warning: container runtime query failed ({failures} so far): {why}");
+            }
+        }
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.cache.failures()
+    }
+
+    fn lookup(&mut self, id: Option<u64>) -> Option<crate::record::Container> {
+        id.filter(|&i| i != 0).and_then(|i| self.cache.resolve(i))
+    }
+
+    /// Fills in the container of every side of a record.
+    fn enrich(&mut self, rec: &mut Record) {
+        match rec {
+            Record::Generate(g) => {
+                g.sender.container = self.lookup(Some(g.sender.cgroup_id));
+                g.target.container = self.lookup(g.target.cgroup_id);
+            }
+            Record::Deliver(d) => d.container = self.lookup(d.cgroup_id),
+            Record::Exit(x) => x.container = self.lookup(x.cgroup_id),
+            Record::SendFailed(s) => s.sender.container = self.lookup(Some(s.sender.cgroup_id)),
+            Record::Oom(o) => o.trigger.container = self.lookup(Some(o.trigger.cgroup_id)),
+            Record::Lost(_) => {}
+        }
+    }
+
+    /// The container filter for what the kernel could not decide: failed sends and OOM
+    /// victims, whose target's cgroup is not known there. They are kept when their sender
+    /// side is selected (and the filter looks at senders), or when the filter looks at targets
+    /// only (then the kernel has nothing to go by, and the record is kept).
+    fn keeps(&self, rec: &Record) -> bool {
+        let Some(f) = &self.filter else { return true };
+        let sender = match rec {
+            Record::SendFailed(s) => &s.sender,
+            Record::Oom(o) => &o.trigger,
+            _ => return true,
+        };
+        match f.side {
+            Side::Target => true,
+            Side::Sender | Side::Either => f.selects(sender.container.as_ref()),
+        }
+    }
+}
+
 /// SIGINT and SIGTERM handlers, installed before the tracer says it is tracing so that a stop
 /// signal sent from then on always ends it cleanly.
 pub struct StopSignals {
@@ -506,6 +735,7 @@ pub async fn run(
         _ebpf: ebpf,
         events,
         lost,
+        containers,
         ..
     } = tracer;
     let lost_reader = LostReader { lost };
@@ -533,7 +763,9 @@ pub async fn run(
         last_warning: None,
         consumer,
         summary: cfg.summary.map(|d| Summarizer::new(d.as_nanos() as u64)),
-        new_cgroups: Vec::new(),
+        containers,
+        last_refresh: Instant::now(),
+        malformed: 0,
         cfg,
     };
     // The programs wake us only past a backlog; this tick bounds the latency of a quiet stream.

@@ -5,173 +5,17 @@
 //! imported (scripts/containerd-up.sh does both). These tests fail, rather than skip, when
 //! that is not so.
 
+mod common;
+
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use signal_trace::cgroup;
+use common::ctr::*;
 use signal_trace::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
 use signal_trace::record::Container;
 use signal_trace::runtime::{ContainerSource, Containerd, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
-
-const IMAGE: &str = "localhost/signal-trace/busybox:latest";
-const NAMESPACE: &str = "default";
-
-/// Runs `ctr` in the test namespace; panics with its output when it fails.
-fn ctr(args: &[&str]) -> Output {
-    let out = try_ctr(args);
-    assert!(
-        out.status.success(),
-        "ctr {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn try_ctr(args: &[&str]) -> Output {
-    Command::new("ctr")
-        .args(["--connect-timeout", "1s", "-n", NAMESPACE])
-        .args(args)
-        .output()
-        .expect("run ctr (apt-get install containerd)")
-}
-
-/// `n` random bytes as lowercase hex.
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn random_uuid() -> String {
-    fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .expect("read a uuid")
-        .trim()
-        .to_owned()
-}
-
-/// The cgroup v2 mount point.
-fn cgroup_root() -> PathBuf {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    cgroup::cgroup2_mount(&mountinfo).expect("a cgroup2 mount")
-}
-
-/// Fails the test unless it runs as root against a containerd that answers.
-fn require_containerd() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the runtime tests drive containerd and need root");
-    let client = Containerd::new(DEFAULT_SOCKET, DEFAULT_TIMEOUT).expect("start client");
-    if let Err(err) = client.list(None) {
-        panic!("{err}; start it with scripts/containerd-up.sh");
-    }
-    let images = ctr(&["image", "ls", "-q"]);
-    assert!(
-        String::from_utf8_lossy(&images.stdout)
-            .lines()
-            .any(|l| l == IMAGE),
-        "image {IMAGE} is missing; import it with scripts/containerd-up.sh"
-    );
-}
-
-/// Mount points of every cgroup hierarchy, v1 and v2.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-            let sep = fields.iter().position(|f| *f == "-")?;
-            let fstype = *fields.get(sep + 1)?;
-            let mount = fields.get(4)?;
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(mount))
-        })
-        .collect()
-}
-
-/// A running `ctr run` container, removed with its cgroup directories on drop.
-struct TestContainer {
-    id: String,
-    /// Its cgroup path, relative to each hierarchy's root (runc creates it in all of them).
-    path: PathBuf,
-    /// Its cgroup directory under the cgroup2 mount.
-    dir: PathBuf,
-}
-
-impl TestContainer {
-    /// Starts `sleep 1000` in a container with `labels`, in cgroup `cgroup_path` (or the
-    /// default `/<namespace>/<id>` when `None`).
-    fn start(labels: &[(&str, &str)], cgroup_path: Option<&str>) -> TestContainer {
-        let id = random_hex(32);
-        let path = cgroup_path
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("/{NAMESPACE}/{id}"))
-            .replace("{id}", &id);
-        let rel = PathBuf::from(path.trim_start_matches('/'));
-        let dir = cgroup_root().join(&rel);
-        let label_args: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut args = vec!["run", "-d", "--cgroup", &path];
-        for label in &label_args {
-            args.extend(["--label", label]);
-        }
-        args.extend([IMAGE, &id, "sh", "-c", "sleep 1000"]);
-        // Created before the run so that a half-made container is cleaned up too.
-        let container = TestContainer {
-            id: id.clone(),
-            path: rel,
-            dir,
-        };
-        ctr(&args);
-        assert!(
-            container.dir.is_dir(),
-            "no cgroup directory {}",
-            container.dir.display()
-        );
-        container
-    }
-
-    /// The container's cgroup id: the inode of its cgroup v2 directory.
-    fn cgroup_id(&self) -> u64 {
-        fs::metadata(&self.dir).expect("stat cgroup dir").ino()
-    }
-
-    /// Kills and deletes the container and removes its (empty) cgroup directories.
-    fn remove(&self) {
-        let _ = try_ctr(&["task", "kill", "-s", "SIGKILL", &self.id]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !try_ctr(&["task", "delete", "-f", &self.id])
-            .status
-            .success()
-            && try_ctr(&["task", "ls", "-q"])
-                .stdout
-                .split(|b| *b == b'\n')
-                .any(|l| l == self.id.as_bytes())
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = try_ctr(&["container", "delete", &self.id]);
-        // runc leaves the parent directories behind, in every hierarchy; shared parents that
-        // are still in use stay.
-        for mount in cgroup_mounts() {
-            for dir in self.path.ancestors().filter(|p| !p.as_os_str().is_empty()) {
-                let _ = fs::remove_dir(mount.join(dir));
-            }
-        }
-    }
-}
-
-impl Drop for TestContainer {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
 
 fn cache_for(socket: &Path, config: CacheConfig) -> ContainerCache {
     let client = Containerd::new(socket, DEFAULT_TIMEOUT).expect("start client");

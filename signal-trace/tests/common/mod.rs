@@ -2,6 +2,8 @@
 //! real processes. A live test that cannot run fails with the reason; it never skips.
 #![allow(dead_code)]
 
+pub mod ctr;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};

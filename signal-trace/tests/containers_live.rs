@@ -1,0 +1,143 @@
+//! Containers on both sides of a signal, with real containerd + runc containers: identity from
+//! the cgroup and pod metadata from the runtime, and filters by pod and container in the kernel.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ctr::*;
+use common::*;
+
+struct Pod {
+    name: String,
+    namespace: String,
+    container: String,
+    uid: String,
+}
+
+impl Pod {
+    fn new() -> Pod {
+        let tag = random_hex(4);
+        Pod {
+            name: format!("web-{tag}"),
+            namespace: format!("shop-{tag}"),
+            container: format!("app-{tag}"),
+            uid: random_uuid(),
+        }
+    }
+
+    /// A container of this pod, as a kubelet would create it (labels, kubepods cgroup).
+    fn start(&self, cmd: &str) -> TestContainer {
+        require_containerd();
+        TestContainer::start_with(
+            &[
+                ("io.kubernetes.pod.name", &self.name),
+                ("io.kubernetes.pod.namespace", &self.namespace),
+                ("io.kubernetes.container.name", &self.container),
+            ],
+            Some(&format!("/kubepods/besteffort/pod{}/{{id}}", self.uid)),
+            cmd,
+        )
+    }
+}
+
+#[test]
+fn a_stopped_container_names_its_pod_and_a_sender_outside() {
+    let pod = Pod::new();
+    let c = pod.start("sleep 1000");
+    let init = c.pid();
+    let trace = Trace::start(&["--target-pid", &init.to_string(), "--signal", "TERM"]);
+    ctr(&["task", "kill", &c.id]);
+    let g = trace.wait_for("SIGTERM from the runtime", |v| {
+        is(v, "generate") && v["target"]["pid"] == init
+    });
+    let target = &g["target"]["container"];
+    assert_eq!(target["id"], c.id.as_str(), "{g}");
+    assert_eq!(target["pod"], pod.name.as_str(), "{g}");
+    assert_eq!(target["namespace"], pod.namespace.as_str(), "{g}");
+    assert_eq!(target["name"], pod.container.as_str(), "{g}");
+    assert_eq!(target["runtime"], "containerd", "{g}");
+    assert!(
+        g["sender"]["container"].is_null(),
+        "the runtime sends from outside: {g}"
+    );
+    // The container's shell is its PID 1 without a handler: the SIGTERM is ignored.
+    assert_eq!(g["result"], "ignored", "{g}");
+    assert_eq!(g["reason"], "pid_namespace_init", "{g}");
+    assert_eq!(g["target"]["ns_pid"], 1, "{g}");
+    trace.stop();
+}
+
+#[test]
+fn a_signal_sent_inside_a_container_carries_the_sender_container() {
+    let pod = Pod::new();
+    let c = pod.start("trap 'echo usr1' USR1; while true; do sleep 1; done");
+    let init = c.pid();
+    let trace = Trace::start(&["--container", &c.id[..12], "--signal", "USR1"]);
+    let out = c.exec(&["kill", "-USR1", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    let g = trace.wait_for("USR1 inside the container", |v| {
+        is(v, "generate") && v["target"]["pid"] == init
+    });
+    assert_eq!(g["sender"]["container"]["id"], c.id.as_str(), "{g}");
+    assert_eq!(g["sender"]["container"]["pod"], pod.name.as_str(), "{g}");
+    assert_eq!(g["target"]["container"]["id"], c.id.as_str(), "{g}");
+    assert_eq!(
+        g["target"]["disposition"], "handler",
+        "the shell traps USR1: {g}"
+    );
+    assert_eq!(g["result"], "delivered", "{g}");
+    trace.stop();
+}
+
+#[test]
+fn pod_and_container_filters_keep_the_pod_and_drop_host_noise() {
+    let pod = Pod::new();
+    let first = pod.start("trap 'exit 0' TERM; while true; do sleep 1; done");
+    let host = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    let trace = Trace::start(&["--pod", &pod.name, "--events", "generate,exit"]);
+    // Host noise at the same time.
+    for _ in 0..5 {
+        kill(host.pid, libc::SIGUSR1);
+    }
+    // A container of the pod started after the tracer is selected as soon as its cgroup exists.
+    let second = pod.start("trap 'exit 0' TERM; while true; do sleep 1; done");
+    std::thread::sleep(Duration::from_millis(300));
+    let (p1, p2) = (first.pid(), second.pid());
+    ctr(&["task", "kill", &first.id]);
+    ctr(&["task", "kill", &second.id]);
+    trace.wait_for("SIGTERM to the first", |v| {
+        is(v, "generate") && v["target"]["pid"] == p1 && v["signo"] == 15
+    });
+    trace.wait_for("SIGTERM to the second", |v| {
+        is(v, "generate") && v["target"]["pid"] == p2 && v["signo"] == 15
+    });
+    trace.wait_for("exit of the second", |v| is(v, "exit") && v["pid"] == p2);
+    kill(host.pid, libc::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, records, _) = trace.stop();
+    for v in &records {
+        let pods: Vec<&serde_json::Value> = [
+            &v["sender"]["container"]["pod"],
+            &v["target"]["container"]["pod"],
+            &v["container"]["pod"],
+        ]
+        .into_iter()
+        .filter(|p| !p.is_null())
+        .collect();
+        assert!(
+            pods.iter().any(|p| **p == pod.name.as_str()),
+            "a record outside the pod got through: {v}"
+        );
+        assert_ne!(v["target"]["pid"], host.pid, "host noise got through: {v}");
+    }
+    let x = records
+        .iter()
+        .find(|v| is(v, "exit") && v["pid"] == p2)
+        .expect("exit");
+    assert_eq!(x["exit_code"], 0, "the trap exits 0: {x}");
+    assert_eq!(x["container"]["name"], pod.container.as_str(), "{x}");
+}
