@@ -240,6 +240,8 @@ mod tests {
             signals: BTreeSet::from([15]),
             results: BTreeSet::from([1, 2]),
             comms: BTreeSet::from(["sleep".to_string()]),
+            containers: vec![crate::containers::Selector::Pod("web-0".into())],
+            container_side: Side::Target,
         };
         let k = kernel_filter(&f, 0);
         assert_eq!(
@@ -250,6 +252,7 @@ mod tests {
                 | FILTER_COMM
                 | FILTER_SIGNAL
                 | FILTER_RESULT
+                | FILTER_CGROUP_TARGET
         );
         assert_eq!(k.pids[&10], SIDE_EITHER | SIDE_TARGET);
         assert_eq!(k.pids[&11], SIDE_TARGET);
