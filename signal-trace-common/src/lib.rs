@@ -155,12 +155,19 @@ pub struct KernelOffsets {
     pub kernfs_node_parent: u32,
     pub cgroup_root: u32,
     pub cgroup_root_hierarchy_id: u32,
+    /// x86-64 `struct pt_regs`: the syscall number and its first three arguments; 0 in
+    /// `regs_orig_ax` means "not resolved" (other architectures use the classic syscall
+    /// tracepoints).
+    pub regs_orig_ax: u32,
+    pub regs_di: u32,
+    pub regs_si: u32,
+    pub regs_dx: u32,
     pub siginfo_errno: u32,
     pub siginfo_code: u32,
     pub siginfo_pid: u32,
     pub siginfo_uid: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 33 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 37 * 4);
 
 /// Set in a [`ClassicOffsets`] offset when the field is a `__data_loc` (a u32 holding the
 /// data's length << 16 | its offset in the record).
@@ -217,8 +224,14 @@ pub struct FilterConfig {
     pub signal_mask: u64,
     /// Wake the reader only once this many bytes wait in the ring buffer (0: every record).
     pub wakeup_bytes: u64,
+    /// This architecture's numbers of kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo
+    /// and pidfd_send_signal, in `SYSCALL_*` order (index = SYSCALL_* - 1).
+    pub syscall_nrs: [u32; 6],
+    /// Explicit padding; always 0.
+    pub _pad: u32,
+    pub _pad2: u32,
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 56);
 
 /// Per-send state kept between a signal syscall's entry and its exit.
 #[repr(C)]

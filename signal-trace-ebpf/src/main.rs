@@ -52,6 +52,10 @@ static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     kernfs_node_parent: 0,
     cgroup_root: 0,
     cgroup_root_hierarchy_id: 0,
+    regs_orig_ax: 0,
+    regs_di: 0,
+    regs_si: 0,
+    regs_dx: 0,
     siginfo_errno: 0,
     siginfo_code: 0,
     siginfo_pid: 0,
@@ -82,6 +86,9 @@ static FILTER: Global<FilterConfig> = Global::new(FilterConfig {
     result_mask: 0,
     signal_mask: 0,
     wakeup_bytes: 0,
+    syscall_nrs: [0; 6],
+    _pad: 0,
+    _pad2: 0,
 });
 
 /// The events. Its size is set by userspace at load time (`--ring-size`).
@@ -709,7 +716,8 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> i32 {
 // ---------------------------------------------------------------------------------------------
 // Failed sends: signal_generate never fires when a send fails its permission or lookup checks
 // (kill_pid_info / do_send_specific / do_rt_sigqueueinfo in kernel/signal.c return first), so
-// the syscalls are watched instead. The classic syscall record is `struct syscall_trace_enter`
+// the syscalls are watched instead: with BTF on x86-64 by one raw `sys_exit` program; otherwise
+// by the classic per-syscall tracepoints, whose record is `struct syscall_trace_enter`
 // (kernel/trace/trace_syscalls.c): an 8-byte trace_entry, int nr, then the arguments as
 // unsigned longs from offset 16; `struct syscall_trace_exit` has `long ret` at offset 16.
 
@@ -718,13 +726,20 @@ fn arg(ctx: &TracePointContext, n: usize) -> i64 {
     unsafe { ctx.read_at::<i64>(16 + 8 * n) }.unwrap_or(0)
 }
 
+/// The filters for a send from the current task: only its own side, its target's pid and the
+/// signal are known here; the target's cgroup and comm are left to userspace.
 #[inline(always)]
-fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
-    let cfg = FILTER.load();
-    if !signal_passes(&cfg, sig) {
-        return 0;
+fn send_passes(
+    cfg: &FilterConfig,
+    syscall: u32,
+    sig: u32,
+    arg_pid: i32,
+    arg_tid: i32,
+    sender: &Task,
+) -> bool {
+    if !signal_passes(cfg, sig) {
+        return false;
     }
-    let sender = current_task();
     let mut target = Task {
         tgid: arg_pid as u32,
         tid: if arg_tid != 0 {
@@ -734,23 +749,104 @@ fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
         },
         ..Task::default()
     };
-    if syscall == SYSCALL_PIDFD_SEND_SIGNAL {
-        target = Task::default();
-    }
-    // The target's cgroup and comm are unknown here: only the sender side of those filters
-    // can be decided in the kernel; the rest is left to userspace.
-    let mut cfg_here = cfg;
+    let mut cfg_here = *cfg;
     cfg_here.flags &= !(FILTER_CGROUP_TARGET | FILTER_CGROUP_EITHER | FILTER_COMM);
     if syscall == SYSCALL_PIDFD_SEND_SIGNAL {
+        target = Task::default();
         cfg_here.flags &= !(FILTER_PID_TARGET | FILTER_PID_EITHER);
     }
-    if !sides_filter(
+    sides_filter(
         &cfg_here,
-        &sender,
+        sender,
         &target,
         unsafe { bpf_get_current_task() },
         0,
-    ) {
+    )
+}
+
+#[inline(always)]
+fn emit_send_failed(cfg: &FilterConfig, pending: &PendingSend, errno: i32, sender: Task) {
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_lost(KIND_SEND_FAILED);
+        return;
+    };
+    entry.write(Event {
+        kind: KIND_SEND_FAILED,
+        signo: pending.signo,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        errno,
+        flags: if pending.syscall == SYSCALL_PIDFD_SEND_SIGNAL {
+            FLAG_PIDFD
+        } else {
+            0
+        },
+        syscall: pending.syscall,
+        arg_pid: pending.arg_pid,
+        arg_tid: pending.arg_tid,
+        sender,
+        ..Event::default()
+    });
+    entry.submit(wakeup_flags(cfg));
+}
+
+/// raw_tp/sys_exit: TP_PROTO(struct pt_regs *regs, long ret), include/trace/events/syscalls.h,
+/// fired on every syscall's return. Successful returns leave at the first test; a failed
+/// signal syscall is recognised by its number (`regs->orig_ax`) and its arguments are read
+/// from the saved user registers (di, si, dx: the x86-64 syscall ABI). One attachment, no
+/// per-send state, and a fast detach, unlike the per-syscall classic tracepoints below.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let ret = ctx.arg::<i64>(1);
+    if ret >= 0 {
+        return 0;
+    }
+    let o = OFFSETS.load();
+    let cfg = FILTER.load();
+    let regs = ctx.arg::<u64>(0);
+    let nr = read::<u64>(regs, o.regs_orig_ax) as u32;
+    let nrs = cfg.syscall_nrs;
+    let syscall = if nr == nrs[0] {
+        SYSCALL_KILL
+    } else if nr == nrs[1] {
+        SYSCALL_TKILL
+    } else if nr == nrs[2] {
+        SYSCALL_TGKILL
+    } else if nr == nrs[3] {
+        SYSCALL_RT_SIGQUEUEINFO
+    } else if nr == nrs[4] {
+        SYSCALL_RT_TGSIGQUEUEINFO
+    } else if nr == nrs[5] {
+        SYSCALL_PIDFD_SEND_SIGNAL
+    } else {
+        return 0;
+    };
+    let a0 = read::<u64>(regs, o.regs_di) as i32;
+    let a1 = read::<u64>(regs, o.regs_si) as i32;
+    let a2 = read::<u64>(regs, o.regs_dx) as i32;
+    // tgkill and rt_tgsigqueueinfo: (tgid, tid, sig); the others: (pid or pidfd, sig).
+    let (sig, arg_pid, arg_tid) = match syscall {
+        SYSCALL_TGKILL | SYSCALL_RT_TGSIGQUEUEINFO => (a2 as u32, a0, a1),
+        _ => (a1 as u32, a0, 0),
+    };
+    let sender = current_task();
+    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender) {
+        return 0;
+    }
+    let pending = PendingSend {
+        syscall,
+        signo: sig,
+        arg_pid,
+        arg_tid,
+    };
+    emit_send_failed(&cfg, &pending, (-ret) as i32, sender);
+    0
+}
+
+#[inline(always)]
+fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
+    let cfg = FILTER.load();
+    let sender = current_task();
+    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender) {
         return 0;
     }
     let pending = PendingSend {
@@ -836,27 +932,7 @@ pub fn sys_exit_signal(ctx: TracePointContext) -> i32 {
         return 0;
     }
     let cfg = FILTER.load();
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count_lost(KIND_SEND_FAILED);
-        return 0;
-    };
-    entry.write(Event {
-        kind: KIND_SEND_FAILED,
-        signo: pending.signo,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        errno: (-ret) as i32,
-        flags: if pending.syscall == SYSCALL_PIDFD_SEND_SIGNAL {
-            FLAG_PIDFD
-        } else {
-            0
-        },
-        syscall: pending.syscall,
-        arg_pid: pending.arg_pid,
-        arg_tid: pending.arg_tid,
-        sender: current_task(),
-        ..Event::default()
-    });
-    entry.submit(wakeup_flags(&cfg));
+    emit_send_failed(&cfg, &pending, (-ret) as i32, current_task());
     0
 }
 

@@ -74,6 +74,11 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
             .or_else(|_| r.member_offset("kernfs_node", "parent"))?,
         cgroup_root: r.member_offset("cgroup", "root")?,
         cgroup_root_hierarchy_id: r.member_offset("cgroup_root", "hierarchy_id")?,
+        // x86-64 only; elsewhere the classic syscall tracepoints are used.
+        regs_orig_ax: r.member_offset("pt_regs", "orig_ax").unwrap_or(0),
+        regs_di: r.member_offset("pt_regs", "di").unwrap_or(0),
+        regs_si: r.member_offset("pt_regs", "si").unwrap_or(0),
+        regs_dx: r.member_offset("pt_regs", "dx").unwrap_or(0),
         siginfo_errno: r.member_offset("kernel_siginfo", "si_errno")?,
         siginfo_code: r.member_offset("kernel_siginfo", "si_code")?,
         siginfo_pid: r.member_offset("kernel_siginfo", "_sifields._kill._pid")?,
@@ -365,6 +370,11 @@ format:
         // struct sigaction starts with the handler; sa_flags follows it on 64-bit.
         assert_eq!((o.sigaction_handler, o.sigaction_flags), (0, 8));
         assert_eq!(o.upid_size, 16);
+        // x86-64's pt_regs: di, si, dx and orig_ax (the user-space register file, ABI-fixed).
+        assert_eq!(
+            (o.regs_di, o.regs_si, o.regs_dx, o.regs_orig_ax),
+            (112, 104, 96, 120)
+        );
         assert_eq!(o.upid_nr, 0);
         assert!(o.k_sigaction_size >= 24);
         // task_struct is large; every member lies inside it and they are distinct.

@@ -52,9 +52,22 @@ pub fn kernel_filter(f: &Filters, wakeup_bytes: u64) -> KernelFilter {
         result_mask: f.result_mask(),
         signal_mask: f.signal_mask(),
         wakeup_bytes,
+        syscall_nrs: SIGNAL_SYSCALL_NRS,
+        _pad: 0,
+        _pad2: 0,
     };
     k
 }
+
+/// This architecture's numbers of the signal syscalls, in `SYSCALL_*` order.
+pub const SIGNAL_SYSCALL_NRS: [u32; 6] = [
+    libc::SYS_kill as u32,
+    libc::SYS_tkill as u32,
+    libc::SYS_tgkill as u32,
+    libc::SYS_rt_sigqueueinfo as u32,
+    libc::SYS_rt_tgsigqueueinfo as u32,
+    libc::SYS_pidfd_send_signal as u32,
+];
 
 /// The CGROUP_FILTER value and the FilterConfig flag for a container filter's side.
 pub fn side_bits(side: Side) -> (u32, u32) {

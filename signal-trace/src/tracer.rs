@@ -119,8 +119,12 @@ impl Tracer {
             }
         };
         let wants = |k| cfg.events.contains(&k);
-        let needs_tracefs =
-            wants(EventKind::SendFailed) || wants(EventKind::Oom) || mode == Mode::Classic;
+        // Failed sends come from the raw sys_exit program when pt_regs could be resolved
+        // (x86-64 with BTF), else from the classic syscall tracepoints, which need tracefs.
+        let raw_sys_exit = mode == Mode::Full && offsets.regs_orig_ax != 0;
+        let needs_tracefs = (wants(EventKind::SendFailed) && !raw_sys_exit)
+            || wants(EventKind::Oom)
+            || mode == Mode::Classic;
         let mut tracefs_ok = true;
         if needs_tracefs {
             if let Err(e) = ensure_tracefs() {
@@ -218,6 +222,9 @@ impl Tracer {
                 warnings.push("process exits are not traced without BTF".into());
             }
         }
+        if wants(EventKind::SendFailed) && raw_sys_exit {
+            raw(&mut ebpf, "sys_exit", "sys_exit")?;
+        }
         if containers.as_ref().is_some_and(|c| c.filter.is_some()) {
             if mode == Mode::Full {
                 raw(&mut ebpf, "cgroup_mkdir", "cgroup_mkdir")?;
@@ -260,7 +267,7 @@ impl Tracer {
                 )?;
             }
         }
-        if wants(EventKind::SendFailed) && tracefs_ok {
+        if wants(EventKind::SendFailed) && !raw_sys_exit && tracefs_ok {
             for sc in SIGNAL_SYSCALLS {
                 classic_tp(
                     &mut ebpf,

@@ -65,7 +65,8 @@ fn loaded_prog_ids() -> Vec<u32> {
 
 #[test]
 fn sigkill_of_the_tracer_leaves_nothing_attached() {
-    let trace = Trace::start(&[]);
+    let quiet = spawn(Setup::default());
+    let trace = Trace::start(&["--pid", &quiet.pid.to_string()]);
     let mine = prog_ids(trace.pid());
     assert!(mine.len() >= 4, "{mine:?}");
     assert!(
