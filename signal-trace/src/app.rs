@@ -9,6 +9,7 @@ use crate::cli::ExplainArgs;
 use crate::config::{Config, Env};
 use crate::explain::Engine;
 use crate::filter::record_matches;
+use crate::metrics::Metrics;
 use crate::output::Sink;
 use crate::privilege;
 use crate::record::Record;
@@ -28,7 +29,6 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     privilege::check()?;
     let out = tracer::open_output(&cfg)?;
     let tracer = Tracer::start(&cfg)?;
-    privilege::drop_all_but(&privilege::keep_after_attach())?;
     for w in &tracer.warnings {
         eprintln!("signal-trace: warning: {w}");
     }
@@ -40,6 +40,22 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
         let _guard = rt.enter();
         tracer::StopSignals::install()?
     };
+    let metrics = match cfg.metrics {
+        None => None,
+        Some(addr) => {
+            let m = Metrics::new(cfg.metrics_pod_labels);
+            let server = rt
+                .block_on(m.bind(addr))
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            eprintln!(
+                "signal-trace: metrics on http://{}/metrics",
+                server.local_addr()?
+            );
+            Some((m, server))
+        }
+    };
+    // Everything privileged is done: programs attached, output open, metrics port bound.
+    privilege::drop_all_but(&privilege::keep_after_attach())?;
     let events: Vec<_> = cfg.events.iter().map(|e| e.as_str()).collect();
     eprintln!(
         "signal-trace: tracing {} ({} attachments, {} mode); Ctrl-C to stop",
@@ -50,7 +66,7 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
             Mode::Classic => "reduced",
         }
     );
-    let (_stop, totals) = rt.block_on(tracer::run(cfg, tracer, out, consumer, stops))?;
+    let (_stop, totals) = rt.block_on(tracer::run(cfg, tracer, out, consumer, stops, metrics))?;
     eprintln!("{} events, {} lost", totals.events, totals.lost);
     Ok(())
 }

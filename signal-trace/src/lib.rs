@@ -16,6 +16,7 @@ pub mod enrich;
 pub mod explain;
 pub mod filter;
 pub mod inspect;
+pub mod metrics;
 pub mod names;
 pub mod output;
 pub mod privilege;

@@ -22,6 +22,7 @@ use crate::decode::{decode, parse_event, Clock};
 use crate::enrich::Correlator;
 use crate::explain::Engine;
 use crate::filter::{kernel_filter, side_bits, userspace_keeps};
+use crate::metrics::{Metrics, Server};
 use crate::output::Sink;
 use crate::record::{Lost, LostByKind, Record};
 use crate::runtime::{self, Containerd};
@@ -348,6 +349,7 @@ struct Loop<W: Write> {
     lost_seen: [u64; KIND_COUNT as usize],
     last_warning: Option<Instant>,
     containers: Option<Containers>,
+    metrics: Option<Metrics>,
     last_refresh: Instant,
     malformed: u64,
 }
@@ -391,6 +393,9 @@ impl<W: Write> Loop<W> {
             return Ok(());
         }
         self.totals.events += 1;
+        if let Some(m) = &mut self.metrics {
+            m.record(&rec);
+        }
         self.consume(&rec)
     }
 
@@ -419,6 +424,9 @@ impl<W: Write> Loop<W> {
             self.last_refresh = Instant::now();
             if let Some(c) = &mut self.containers {
                 c.refresh();
+                if let Some(m) = &mut self.metrics {
+                    m.runtime_failures(c.failures());
+                }
             }
         }
         if let Some(s) = &mut self.summary {
@@ -486,6 +494,9 @@ impl<W: Write> Loop<W> {
         {
             self.last_warning = Some(Instant::now());
             eprintln!("signal-trace: warning: {count} events lost (ring buffer full); raise --ring-size or narrow the filters");
+        }
+        if let Some(m) = &mut self.metrics {
+            m.record(&rec);
         }
         self.consume(&rec)
     }
@@ -737,7 +748,12 @@ pub async fn run(
     out: Box<dyn Write + Send>,
     consumer: Consumer,
     stops: StopSignals,
+    metrics: Option<(Metrics, Server)>,
 ) -> anyhow::Result<(Stop, Totals)> {
+    let metrics = metrics.map(|(m, server)| {
+        tokio::spawn(server.serve());
+        m
+    });
     let Tracer {
         _ebpf: ebpf,
         events,
@@ -771,6 +787,7 @@ pub async fn run(
         consumer,
         summary: cfg.summary.map(|d| Summarizer::new(d.as_nanos() as u64)),
         containers,
+        metrics,
         last_refresh: Instant::now(),
         malformed: 0,
         cfg,

@@ -481,3 +481,60 @@ fn once_attached_the_tracer_keeps_only_cap_bpf() {
     });
     trace.stop();
 }
+
+#[test]
+fn prometheus_metrics_count_what_is_traced() {
+    use std::io::{Read, Write};
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let trace = Trace::start(&[
+        "--target-pid",
+        &child.pid.to_string(),
+        "--metrics-addr",
+        &port.to_string(),
+    ]);
+    assert!(
+        trace
+            .stderr()
+            .contains(&format!("metrics on http://127.0.0.1:{port}/metrics")),
+        "{}",
+        trace.stderr()
+    );
+    for _ in 0..3 {
+        kill(child.pid, libc::SIGUSR1);
+    }
+    trace.wait_for("a delivery", |v| is(v, "deliver") && v["pid"] == child.pid);
+    let body = || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        text
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = body();
+        if text.contains(
+            r#"signal_trace_events_total{event="generate",signal="SIGUSR1",result="delivered"} 3"#,
+        ) {
+            assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+            assert!(
+                text.contains("signal_trace_runtime_failures_total"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metrics never showed the signals: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    trace.stop();
+}

@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod vm;
 
 #[derive(Parser)]
@@ -30,6 +31,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Benchmark signal-trace against strace, bpftrace and perf trace (root); writes
+    /// BENCHMARKS.md and bench/results.json.
+    Bench(bench::BenchArgs),
     /// The live checks on Debian's 6.1 and 6.12 kernels (QEMU) and natively on the host (root).
     VmTest {
         /// Only these kernels of the matrix: 6.1, 6.12, host (repeatable).
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
         Task::Setup { test } => setup(test),
         Task::Run { args } => run(&args),
         Task::Test { args } => test(&args),
+        Task::Bench(args) => bench::run(&args),
         Task::VmTest { kernels, checks } => vm_test(&vm::Options { kernels, checks }),
         Task::VmGuest { tracer, checks } => vm::guest::run(&tracer, &checks),
     };
