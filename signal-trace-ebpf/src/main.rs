@@ -308,9 +308,19 @@ fn current_task() -> Task {
 /// struct pid.{level,numbers[]} (include/linux/pid.h), css_set.dfl_cgrp, cgroup.kn, kernfs_node.id.
 #[inline(always)]
 fn task_identity(o: &KernelOffsets, task: u64) -> Task {
+    // pid and tgid are adjacent in task_struct (pid_t pid; pid_t tgid;): one read for both.
+    let (tid, tgid) = if o.task_tgid == o.task_pid + 4 {
+        let both: u64 = read(task, o.task_pid);
+        (both as u32, (both >> 32) as u32)
+    } else {
+        (
+            read::<u32>(task, o.task_pid),
+            read::<u32>(task, o.task_tgid),
+        )
+    };
     let mut t = Task {
-        tgid: read::<u32>(task, o.task_tgid),
-        tid: read::<u32>(task, o.task_pid),
+        tgid,
+        tid,
         ..Task::default()
     };
     let leader: u64 = read(task, o.task_group_leader);
@@ -366,6 +376,11 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     let (code, errno, info_flag) = match info {
         0 => (0, 0, FLAG_INFO_NONE),
         1 => (0x80, 0, FLAG_INFO_PRIV),
+        // si_errno and si_code are adjacent (int si_signo, si_errno, si_code): one read.
+        p if o.siginfo_code == o.siginfo_errno + 4 => {
+            let both: u64 = read(p, o.siginfo_errno);
+            ((both >> 32) as i32, both as i32, 0)
+        }
         p => (
             read::<i32>(p, o.siginfo_code),
             read::<i32>(p, o.siginfo_errno),
@@ -391,6 +406,18 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     if pf & 0x0020_0000 != 0 {
         flags |= FLAG_KTHREAD;
     }
+    // sa_handler and sa_flags lead struct sigaction: one read for both where adjacent.
+    let (handler, sa_flags) = if sighand == 0 {
+        (0, 0)
+    } else if o.sigaction_flags == o.sigaction_handler + 8 {
+        let both: [u64; 2] = read(action, o.sigaction_handler);
+        (both[0], both[1])
+    } else {
+        (
+            read(action, o.sigaction_handler),
+            read(action, o.sigaction_flags),
+        )
+    };
     entry.write(Event {
         kind: KIND_GENERATE,
         signo: sig,
@@ -403,16 +430,8 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
         signal_flags: read(signal, o.signal_flags),
         sender,
         target,
-        handler: if sighand != 0 {
-            read(action, o.sigaction_handler)
-        } else {
-            0
-        },
-        sa_flags: if sighand != 0 {
-            read(action, o.sigaction_flags)
-        } else {
-            0
-        },
+        handler,
+        sa_flags,
         ..Event::default()
     });
     entry.submit(wakeup_flags(&cfg));

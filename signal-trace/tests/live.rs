@@ -505,10 +505,24 @@ fn prometheus_metrics_count_what_is_traced() {
         "{}",
         trace.stderr()
     );
-    for _ in 0..3 {
+    // One at a time, each delivered before the next: no merging.
+    for n in 1..=3 {
         kill(child.pid, libc::SIGUSR1);
+        let delivered = |records: &[Value]| {
+            records
+                .iter()
+                .filter(|v| is(v, "deliver") && v["pid"] == child.pid)
+                .count()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while delivered(&trace.records()) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "delivery {n} not seen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    trace.wait_for("a delivery", |v| is(v, "deliver") && v["pid"] == child.pid);
     let body = || {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
         c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")

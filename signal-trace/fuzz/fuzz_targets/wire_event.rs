@@ -1,0 +1,69 @@
+//! Ring-buffer bytes → `parse_event` → `decode`: an error or a record, never a panic; every
+//! record serializes to JSON and reads back equal, as a replay of a recording does.
+
+#![no_main]
+
+mod json;
+
+use libfuzzer_sys::fuzz_target;
+use signal_trace::decode::{decode, parse_event, Clock, DecodeError};
+use signal_trace::output::text_line;
+use signal_trace::record::{Comm, Record};
+use signal_trace_common::Event;
+
+/// 2023-11-14T22:13:20Z at CLOCK_MONOTONIC 0.
+const CLOCK: Clock = Clock {
+    offset_ns: 1_700_000_000_000_000_000,
+};
+
+/// Whether a comm survives JSON unchanged: what the kernel writes (at most 15 bytes, zero
+/// padded) and valid UTF-8. Other comms are shown lossily by design.
+fn lossless_comm(c: &Comm) -> bool {
+    let n = c.bytes().len();
+    n < c.0.len() && c.0[n..].iter().all(|&b| b == 0) && std::str::from_utf8(c.bytes()).is_ok()
+}
+
+fn comms(r: &Record) -> Vec<&Comm> {
+    match r {
+        Record::Generate(g) => vec![&g.sender.comm, &g.target.comm],
+        Record::Deliver(d) => vec![&d.comm],
+        Record::Exit(x) => vec![&x.comm],
+        Record::SendFailed(s) => vec![&s.sender.comm],
+        Record::Oom(o) => o.comm.iter().chain([&o.trigger.comm]).collect(),
+        Record::Lost(_) => vec![],
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let size = std::mem::size_of::<Event>();
+    let event = match parse_event(data) {
+        Ok(e) => e,
+        Err(e) => {
+            assert_eq!(e, DecodeError::Size(data.len(), size));
+            assert!(data.len() < size);
+            return;
+        }
+    };
+    let record = match decode(&event, &CLOCK) {
+        Ok(r) => r,
+        Err(DecodeError::Kind(k)) => {
+            assert_eq!(k, event.kind);
+            return;
+        }
+        Err(DecodeError::Result(r)) => {
+            assert_eq!(r, event.result);
+            return;
+        }
+        Err(e @ DecodeError::Size(..)) => panic!("decode of a parsed event: {e}"),
+    };
+    assert_eq!(record.time(), CLOCK.wall(event.ts_ns));
+
+    let back = json::round_trip(&record);
+    if comms(&record).into_iter().all(lossless_comm) {
+        assert_eq!(back, record, "record changed through JSON");
+    }
+
+    let mut line = String::new();
+    text_line(&mut line, &record, false);
+    text_line(&mut line, &record, true);
+});
