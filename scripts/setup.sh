@@ -53,6 +53,12 @@ apt_install protobuf-compiler
 # 4. What the live tests drive: util-linux (unshare, setpriv), procps, and a running containerd
 #    with the busybox test image (scripts/containerd-up.sh).
 if [ $want_test -eq 1 ]; then
-  apt_install util-linux procps
+  apt_install util-linux procps file binutils
   bash "$(dirname "${BASH_SOURCE[0]}")/containerd-up.sh"
+  # kubernetes-validate (and PyYAML) check the Kubernetes manifests under deploy/.
+  if ! python3 -c 'import kubernetes_validate, yaml' 2>/dev/null; then
+    log "installing kubernetes-validate"
+    python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages kubernetes-validate==1.37.0
+  fi
 fi

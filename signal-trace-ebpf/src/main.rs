@@ -12,11 +12,14 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_probe_read_kernel,
-        generated::{bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns},
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_current_task_btf,
+            bpf_ktime_get_ns,
+        },
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::{HashMap, PerCpuArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
     Global,
 };
 use signal_trace_common::*;
@@ -124,6 +127,52 @@ fn read<T: Default>(base: u64, off: u32) -> T {
         return T::default();
     }
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T) }.unwrap_or_default()
+}
+
+/// How a program reads kernel memory: through bpf_probe_read_kernel() (raw tracepoints, which
+/// see untyped pointers), or with plain loads (BTF tracepoints, whose arguments the verifier
+/// knows as typed kernel pointers: a load at a constant offset becomes a direct, fault-safe
+/// access, several times cheaper than the helper call). Variable indexes (an array slot chosen
+/// by signal number or namespace level) and byte arrays always go through the helper.
+trait Mem {
+    /// Whether one read may span adjacent fields (not with typed loads, which the verifier
+    /// checks field by field).
+    const COMBINE: bool;
+    fn read<T: Default>(base: u64, off: u32) -> T;
+    /// The current task, as a pointer this reader can follow.
+    fn current_task() -> u64;
+}
+
+struct Probe;
+
+impl Mem for Probe {
+    const COMBINE: bool = true;
+    #[inline(always)]
+    fn read<T: Default>(base: u64, off: u32) -> T {
+        read(base, off)
+    }
+    #[inline(always)]
+    fn current_task() -> u64 {
+        unsafe { bpf_get_current_task() }
+    }
+}
+
+struct Direct;
+
+impl Mem for Direct {
+    const COMBINE: bool = false;
+    #[inline(always)]
+    fn read<T: Default>(base: u64, off: u32) -> T {
+        if base == 0 {
+            return T::default();
+        }
+        unsafe { core::ptr::read_volatile((base + off as u64) as *const T) }
+    }
+    #[inline(always)]
+    fn current_task() -> u64 {
+        // bpf_get_current_task_btf(): a typed pointer, for direct loads (5.11+).
+        unsafe { bpf_get_current_task_btf() as u64 }
+    }
 }
 
 #[inline(always)]
@@ -307,15 +356,15 @@ fn current_task() -> Task {
 /// Relies on: task_struct.{tgid,pid,group_leader,thread_pid,cgroups,comm} (include/linux/sched.h),
 /// struct pid.{level,numbers[]} (include/linux/pid.h), css_set.dfl_cgrp, cgroup.kn, kernfs_node.id.
 #[inline(always)]
-fn task_identity(o: &KernelOffsets, task: u64) -> Task {
+fn task_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
     // pid and tgid are adjacent in task_struct (pid_t pid; pid_t tgid;): one read for both.
-    let (tid, tgid) = if o.task_tgid == o.task_pid + 4 {
-        let both: u64 = read(task, o.task_pid);
+    let (tid, tgid) = if M::COMBINE && o.task_tgid == o.task_pid + 4 {
+        let both: u64 = M::read(task, o.task_pid);
         (both as u32, (both >> 32) as u32)
     } else {
         (
-            read::<u32>(task, o.task_pid),
-            read::<u32>(task, o.task_tgid),
+            M::read::<u32>(task, o.task_pid),
+            M::read::<u32>(task, o.task_tgid),
         )
     };
     let mut t = Task {
@@ -323,16 +372,16 @@ fn task_identity(o: &KernelOffsets, task: u64) -> Task {
         tid,
         ..Task::default()
     };
-    let leader: u64 = read(task, o.task_group_leader);
-    let pid: u64 = read(leader, o.task_thread_pid);
-    let level: u32 = read(pid, o.pid_level);
+    let leader: u64 = M::read(task, o.task_group_leader);
+    let pid: u64 = M::read(leader, o.task_thread_pid);
+    let level: u32 = M::read(pid, o.pid_level);
     if level < 32 {
         t.ns_pid = read::<u32>(pid, o.pid_numbers + level * o.upid_size + o.upid_nr);
     }
-    let cgroups: u64 = read(task, o.task_cgroups);
-    let cgrp: u64 = read(cgroups, o.css_set_dfl_cgrp);
-    let kn: u64 = read(cgrp, o.cgroup_kn);
-    t.cgroup_id = read(kn, o.kernfs_node_id);
+    let cgroups: u64 = M::read(task, o.task_cgroups);
+    let cgrp: u64 = M::read(cgroups, o.css_set_dfl_cgrp);
+    let kn: u64 = M::read(cgrp, o.cgroup_kn);
+    t.cgroup_id = M::read(kn, o.kernfs_node_id);
     read_comm(leader, o.task_comm, &mut t.comm);
     t
 }
@@ -340,19 +389,33 @@ fn task_identity(o: &KernelOffsets, task: u64) -> Task {
 // ---------------------------------------------------------------------------------------------
 // signal_generate
 
-/// raw_tp/signal_generate: TP_PROTO(int sig, struct kernel_siginfo *info,
-/// struct task_struct *task, int group, int result), include/trace/events/signal.h; called from
-/// __send_signal_locked() in kernel/signal.c with the target's siglock held, after the kernel
-/// decided the result, so the target's disposition and flags read here are the ones it used.
+/// signal_generate: TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task,
+/// int group, int result), include/trace/events/signal.h; called from __send_signal_locked()
+/// in kernel/signal.c with the target's siglock held, after the kernel decided the result, so
+/// the target's disposition and flags read here are the ones it used. As a BTF tracepoint
+/// (typed loads); the raw tracepoint below is the fallback where that does not load.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+    let args: [u64; 5] = [ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4)];
+    generate::<Direct>(args)
+}
+
+/// raw_tp/signal_generate: the same with bpf_probe_read_kernel().
 #[raw_tracepoint(tracepoint = "signal_generate")]
-pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
+pub fn signal_generate_raw(ctx: RawTracePointContext) -> i32 {
+    let args: [u64; 5] = [ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4)];
+    generate::<Probe>(args)
+}
+
+#[inline(always)]
+fn generate<M: Mem>(args: [u64; 5]) -> i32 {
     let o = OFFSETS.load();
     let cfg = FILTER.load();
-    let sig = ctx.arg::<u64>(0) as u32;
-    let info = ctx.arg::<u64>(1);
-    let task = ctx.arg::<u64>(2);
-    let group = ctx.arg::<u64>(3) as u32;
-    let result = ctx.arg::<u64>(4) as u32;
+    let sig = args[0] as u32;
+    let info = args[1];
+    let task = args[2];
+    let group = args[3] as u32;
+    let result = args[4] as u32;
 
     if !signal_passes(&cfg, sig) {
         return 0;
@@ -361,7 +424,7 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let sender = current_task();
-    let target = task_identity(&o, task);
+    let target = task_identity::<M>(&o, task);
     let current = unsafe { bpf_get_current_task() };
     if !sides_filter(&cfg, &sender, &target, current, task) {
         return 0;
@@ -377,24 +440,24 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
         0 => (0, 0, FLAG_INFO_NONE),
         1 => (0x80, 0, FLAG_INFO_PRIV),
         // si_errno and si_code are adjacent (int si_signo, si_errno, si_code): one read.
-        p if o.siginfo_code == o.siginfo_errno + 4 => {
-            let both: u64 = read(p, o.siginfo_errno);
+        p if M::COMBINE && o.siginfo_code == o.siginfo_errno + 4 => {
+            let both: u64 = M::read(p, o.siginfo_errno);
             ((both >> 32) as i32, both as i32, 0)
         }
         p => (
-            read::<i32>(p, o.siginfo_code),
-            read::<i32>(p, o.siginfo_errno),
+            M::read::<i32>(p, o.siginfo_code),
+            M::read::<i32>(p, o.siginfo_errno),
             0,
         ),
     };
-    let sighand: u64 = read(task, o.task_sighand);
+    let sighand: u64 = M::read(task, o.task_sighand);
     let action = sighand
         + o.sighand_action as u64
         + (sig.wrapping_sub(1) & 63) as u64 * o.k_sigaction_size as u64;
-    let blocked: u64 = read(task, o.task_blocked);
-    let signal: u64 = read(task, o.task_signal);
-    let pf: u32 = read(task, o.task_flags);
-    let ptrace: u32 = read(task, o.task_ptrace);
+    let blocked: u64 = M::read(task, o.task_blocked);
+    let signal: u64 = M::read(task, o.task_signal);
+    let pf: u32 = M::read(task, o.task_flags);
+    let ptrace: u32 = M::read(task, o.task_ptrace);
     let mut flags = FLAG_FULL | info_flag;
     if sig >= 1 && (blocked >> ((sig - 1) & 63)) & 1 == 1 {
         flags |= FLAG_BLOCKED;
@@ -427,7 +490,7 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
         result,
         group,
         flags,
-        signal_flags: read(signal, o.signal_flags),
+        signal_flags: M::read(signal, o.signal_flags),
         sender,
         target,
         handler,
@@ -487,24 +550,36 @@ pub fn signal_generate_classic(ctx: TracePointContext) -> i32 {
 // ---------------------------------------------------------------------------------------------
 // signal_deliver
 
-/// raw_tp/signal_deliver: TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka),
-/// include/trace/events/signal.h; called by the receiver in get_signal() (kernel/signal.c) after
-/// it dequeued the signal, before the ignore/default-action checks.
+/// signal_deliver: TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka),
+/// include/trace/events/signal.h; called by the receiver in get_signal() (kernel/signal.c)
+/// after it dequeued the signal, before the ignore/default-action checks. As a BTF tracepoint
+/// (typed loads), with the raw tracepoint below as the fallback.
+#[btf_tracepoint(function = "signal_deliver")]
+pub fn signal_deliver(ctx: BtfTracePointContext) -> i32 {
+    deliver::<Direct>([ctx.arg(0), ctx.arg(1), ctx.arg(2)])
+}
+
+/// raw_tp/signal_deliver: the same with bpf_probe_read_kernel().
 #[raw_tracepoint(tracepoint = "signal_deliver")]
-pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
+pub fn signal_deliver_raw(ctx: RawTracePointContext) -> i32 {
+    deliver::<Probe>([ctx.arg(0), ctx.arg(1), ctx.arg(2)])
+}
+
+#[inline(always)]
+fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
     let o = OFFSETS.load();
     let cfg = FILTER.load();
-    let sig = ctx.arg::<u64>(0) as u32;
-    let info = ctx.arg::<u64>(1);
-    let ka = ctx.arg::<u64>(2);
+    let sig = args[0] as u32;
+    let info = args[1];
+    let ka = args[2];
     if !signal_passes(&cfg, sig) {
         return 0;
     }
-    let task = unsafe { bpf_get_current_task() };
-    let mut receiver = task_identity(&o, task);
+    let task = M::current_task();
+    let mut receiver = task_identity::<M>(&o, task);
     receiver.uid = bpf_get_current_uid_gid() as u32;
     let si_pid = if info > 1 {
-        read::<i32>(info, o.siginfo_pid)
+        M::read::<i32>(info, o.siginfo_pid)
     } else {
         0
     };
@@ -525,9 +600,9 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
         0 => (0, 0, 0),
         1 => (0x80, 0, 0),
         p => (
-            read::<i32>(p, o.siginfo_code),
-            read::<i32>(p, o.siginfo_errno),
-            read::<u32>(p, o.siginfo_uid),
+            M::read::<i32>(p, o.siginfo_code),
+            M::read::<i32>(p, o.siginfo_errno),
+            M::read::<u32>(p, o.siginfo_uid),
         ),
     };
     entry.write(Event {
@@ -540,8 +615,8 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
         si_pid,
         si_uid,
         target: receiver,
-        handler: read(ka, o.sigaction_handler),
-        sa_flags: read(ka, o.sigaction_flags),
+        handler: M::read(ka, o.sigaction_handler),
+        sa_flags: M::read(ka, o.sigaction_flags),
         ..Event::default()
     });
     entry.submit(wakeup_flags(&cfg));
@@ -604,7 +679,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     if sig != 0 && !signal_passes(&cfg, sig) {
         return 0;
     }
-    let process = task_identity(&o, task);
+    let process = task_identity::<Probe>(&o, task);
     // Only the target side of the filters applies: a process has no sender at exit.
     if cfg.flags & (FILTER_PID_EITHER | FILTER_PID_TARGET) != 0
         && pid_sides(process.tgid, process.tid) & (SIDE_EITHER | SIDE_TARGET) == 0

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use signal_trace_common::{ClassicOffsets, KernelOffsets, KIND_COUNT};
 use tokio::io::unix::AsyncFd;
@@ -77,6 +77,24 @@ fn ensure_tracefs() -> anyhow::Result<()> {
 fn tracefs_file(rel: &str) -> io::Result<String> {
     fs::read_to_string(Path::new("/sys/kernel/tracing").join(rel))
         .or_else(|_| fs::read_to_string(Path::new("/sys/kernel/debug/tracing").join(rel)))
+}
+
+/// Loads and attaches the BTF tracepoint program named after its tracepoint.
+fn attach_btf_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, String>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let btf = btf.as_ref().map_err(|e| anyhow!("{e}"))?;
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?
+        .try_into()?;
+    p.load(name, btf)
+        .with_context(|| format!("the kernel refused program {name}"))?;
+    p.attach()
+        .with_context(|| format!("cannot attach {name} to its BTF tracepoint"))?;
+    Ok(())
 }
 
 /// Loaded and attached programs, with the maps userspace reads.
@@ -198,6 +216,15 @@ impl Tracer {
 
         let containers = Containers::new(cfg, &mut ebpf, &mut warnings)?;
         let mut attached = 0;
+        let mut typed = 0;
+        // The typed programs attach by the BTF id of their tracepoint: aya needs the kernel's BTF.
+        let kernel_btf =
+            if mode == Mode::Full && (wants(EventKind::Generate) || wants(EventKind::Deliver)) {
+                aya::Btf::parse_file(&cfg.btf, aya::Endianness::default())
+                    .map_err(|e| format!("cannot parse BTF from {}: {e}", cfg.btf.display()))
+            } else {
+                Err("no BTF".to_string())
+            };
         let mut raw = |ebpf: &mut Ebpf, prog: &str, tp: &str| -> anyhow::Result<()> {
             let p: &mut RawTracePoint = ebpf
                 .program_mut(prog)
@@ -211,10 +238,28 @@ impl Tracer {
             Ok(())
         };
         if wants(EventKind::Generate) && mode == Mode::Full {
-            raw(&mut ebpf, "signal_generate", "signal_generate")?;
+            // The typed (BTF tracepoint) program reads the target without helper calls; where
+            // the kernel refuses it, the raw tracepoint reads the same through the helper.
+            match attach_btf_tracepoint(&mut ebpf, &kernel_btf, "signal_generate") {
+                Ok(()) => typed += 1,
+                Err(e) => {
+                    warnings.push(format!(
+                        "{e:#}; signal_generate falls back to the raw tracepoint (slower)"
+                    ));
+                    raw(&mut ebpf, "signal_generate_raw", "signal_generate")?;
+                }
+            }
         }
         if wants(EventKind::Deliver) && mode == Mode::Full {
-            raw(&mut ebpf, "signal_deliver", "signal_deliver")?;
+            match attach_btf_tracepoint(&mut ebpf, &kernel_btf, "signal_deliver") {
+                Ok(()) => typed += 1,
+                Err(e) => {
+                    warnings.push(format!(
+                        "{e:#}; signal_deliver falls back to the raw tracepoint (slower)"
+                    ));
+                    raw(&mut ebpf, "signal_deliver_raw", "signal_deliver")?;
+                }
+            }
         }
         if wants(EventKind::Exit) {
             if mode == Mode::Full {
@@ -309,7 +354,7 @@ impl Tracer {
             lost,
             containers,
             mode,
-            attached,
+            attached: attached + typed,
             warnings,
         })
     }

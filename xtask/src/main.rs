@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod fuzz;
 mod vm;
 
 #[derive(Parser)]
@@ -31,6 +32,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Fuzz the decoders and parsers (signal-trace/fuzz) for a bounded time; fails on any crash.
+    Fuzz(fuzz::Args),
     /// Benchmark signal-trace against strace, bpftrace and perf trace (root); writes
     /// BENCHMARKS.md and bench/results.json.
     Bench(bench::BenchArgs),
@@ -136,6 +139,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         .args(["--", "--test-threads", "2"]))?;
     if args.is_empty() {
         vm_test(&vm::Options::default())?;
+        fuzz::run(&root(), &fuzz::Args::default())?;
     }
     Ok(())
 }
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
         Task::Run { args } => run(&args),
         Task::Test { args } => test(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&root(), &args),
         Task::VmTest { kernels, checks } => vm_test(&vm::Options { kernels, checks }),
         Task::VmGuest { tracer, checks } => vm::guest::run(&tracer, &checks),
     };
