@@ -186,9 +186,9 @@ pub fn where_text(c: Option<&Container>) -> String {
 
 fn latency(ns: u64) -> String {
     match ns {
-        0..=9_999 => format!("{ns}ns"),
-        10_000..=9_999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-        10_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
+        0..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
         _ => format!("{:.1}s", ns as f64 / 1e9),
     }
 }
@@ -544,6 +544,7 @@ mod tests {
     fn latencies_are_readable() {
         assert_eq!(latency(950), "950ns");
         assert_eq!(latency(12_345), "12.3µs");
+        assert_eq!(latency(8_884), "8.9µs");
         assert_eq!(latency(25_000_000), "25.0ms");
         assert_eq!(latency(2_500_000_000), "2.5s");
         assert_eq!(latency(25_000_000_000), "25.0s");
