@@ -339,6 +339,13 @@ fn summary_mode_aggregates_a_flood() {
         v["event"] == "summary" && v["total"].as_u64().unwrap_or(0) > 0
     });
     let (_, records, _) = trace.stop();
+    let schema: Value =
+        serde_json::from_str(include_str!("../../schema/events.schema.json")).expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    for r in &records {
+        let errors: Vec<String> = validator.iter_errors(r).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{r}: {errors:?}");
+    }
     assert!(
         records.iter().all(|v| v["event"] == "summary"),
         "summary mode prints no per-event lines"
