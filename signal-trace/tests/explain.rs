@@ -121,32 +121,11 @@ fn every_fixture_replays_to_its_finding_and_a_healthy_shutdown_to_none() {
     }
 }
 
-/// The init of a new PID namespace.
-fn ns_init() -> (std::process::Child, i32) {
-    let mut unshare = Command::new("unshare")
-        .args(["--pid", "--fork", "sleep", "60"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("run unshare (util-linux)");
-    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
-    for _ in 0..500 {
-        if let Some(pid) = std::fs::read_to_string(&children)
-            .ok()
-            .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
-        {
-            return (unshare, pid);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = unshare.kill();
-    let _ = unshare.wait();
-    panic!("unshare did not start its init");
-}
-
 #[test]
 fn live_and_replayed_diagnoses_agree() {
     require_root();
-    let (mut unshare, init) = ns_init();
+    let ns = NsInit::start();
+    let init = ns.init;
     let record =
         std::env::temp_dir().join(format!("signal-trace-agree-{}.ndjson", std::process::id()));
     let _ = std::fs::remove_file(&record);
@@ -157,7 +136,6 @@ fn live_and_replayed_diagnoses_agree() {
     kill(init, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(1500));
     kill(init, libc::SIGKILL);
-    let _ = unshare.wait();
     live.wait_for("init_ignored finding", |v| v["kind"] == "init_ignored");
     std::thread::sleep(Duration::from_millis(500));
     let (_, live_found, _) = live.stop();
@@ -211,13 +189,12 @@ fn a_sigpipe_death_is_explained_live() {
 #[test]
 fn inspect_flags_an_init_without_a_term_handler() {
     require_root();
-    let (mut unshare, init) = ns_init();
+    let ns = NsInit::start();
     let out = Command::new(BIN)
-        .args(["inspect", &init.to_string(), "--format", "json"])
+        .args(["inspect", &ns.init.to_string(), "--format", "json"])
         .output()
         .expect("run");
-    let _ = unshare.kill();
-    let _ = unshare.wait();
+    drop(ns);
     assert!(
         out.status.success(),
         "{}",

@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::ctr::{cgroup_mounts, ctr, random_hex, try_ctr, IMAGE as BUSYBOX, NAMESPACE};
 use serde_json::Value;
 use signal_trace::cgroup;
 
-const NAMESPACE: &str = "default";
-const BUSYBOX: &str = "localhost/signal-trace/busybox:latest";
+mod common;
+
 /// The capabilities ctr gives a container by default (containerd's default OCI spec); the
 /// tracer's container drops them all, as `drop: [ALL]` does in deploy/.
 const CTR_DEFAULT_CAPS: &[&str] = &[
@@ -46,54 +47,10 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn try_ctr(args: &[&str]) -> Output {
-    Command::new("ctr")
-        .args(["--connect-timeout", "2s", "-n", NAMESPACE])
-        .args(args)
-        .output()
-        .expect("run ctr (scripts/containerd-up.sh installs it)")
-}
-
-/// Runs `ctr`; panics with its output when it fails.
-fn ctr(args: &[&str]) -> Output {
-    let out = try_ctr(args);
-    assert!(
-        out.status.success(),
-        "ctr {} failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn lines(out: &Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
-        .collect()
-}
-
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Mount points of every cgroup hierarchy, v1 and v2.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-            let sep = fields.iter().position(|f| *f == "-")?;
-            let fstype = *fields.get(sep + 1)?;
-            let mount = fields.get(4)?;
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(mount))
-        })
         .collect()
 }
 

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -11,44 +10,6 @@ use serde_json::Value;
 
 fn pid_arg(pid: i32) -> String {
     pid.to_string()
-}
-
-/// The init of a new PID namespace: `unshare --pid --fork sleep 60`, as a container's PID 1.
-struct NsInit {
-    unshare: std::process::Child,
-    init: i32,
-}
-
-impl NsInit {
-    fn start() -> NsInit {
-        require_root();
-        let mut unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "sleep", "60"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run unshare (util-linux)");
-        let children = format!("/proc/{0}/task/{0}/children", unshare.id());
-        for _ in 0..500 {
-            if let Ok(text) = std::fs::read_to_string(&children) {
-                if let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
-                    return NsInit { unshare, init: pid };
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = unshare.kill();
-        let _ = unshare.wait();
-        panic!("unshare --pid --fork did not start its init");
-    }
-}
-
-impl Drop for NsInit {
-    fn drop(&mut self) {
-        // SAFETY: kill(2).
-        unsafe { libc::kill(self.init, libc::SIGKILL) };
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
-    }
 }
 
 fn generate_for(v: &Value, pid: i32, signo: i64) -> bool {

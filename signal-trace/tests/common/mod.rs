@@ -313,3 +313,41 @@ pub fn int(v: &Value, path: &[&str]) -> i64 {
 pub fn is(v: &Value, event: &str) -> bool {
     v["event"] == event
 }
+
+/// The init of a new PID namespace: `unshare --pid --fork sleep 60`, as a container's PID 1.
+pub struct NsInit {
+    pub unshare: std::process::Child,
+    pub init: i32,
+}
+
+impl NsInit {
+    pub fn start() -> NsInit {
+        require_root();
+        let mut unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "sleep", "60"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run unshare (util-linux)");
+        let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+        for _ in 0..500 {
+            if let Ok(text) = std::fs::read_to_string(&children) {
+                if let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                    return NsInit { unshare, init: pid };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = unshare.kill();
+        let _ = unshare.wait();
+        panic!("unshare --pid --fork did not start its init");
+    }
+}
+
+impl Drop for NsInit {
+    fn drop(&mut self) {
+        // SAFETY: kill(2).
+        unsafe { libc::kill(self.init, libc::SIGKILL) };
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
