@@ -1,0 +1,130 @@
+//! containerd restarted mid-trace: events keep flowing (with the container id from the cgroup)
+//! while it is down, and pod names come back once it is up again. A test binary of its own, so
+//! that no other container test runs while containerd is away.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::ctr::*;
+use common::*;
+
+fn labels(tag: &str) -> Vec<(String, String)> {
+    vec![
+        ("io.kubernetes.pod.name".into(), format!("web-{tag}")),
+        ("io.kubernetes.pod.namespace".into(), format!("shop-{tag}")),
+        ("io.kubernetes.container.name".into(), format!("app-{tag}")),
+    ]
+}
+
+fn start(tag: &str) -> TestContainer {
+    let l = labels(tag);
+    let refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TestContainer::start_with(
+        &refs,
+        Some(&format!("/kubepods/besteffort/pod{}/{{id}}", random_uuid())),
+        "trap 'echo usr1' USR1; while true; do sleep 1; done",
+    )
+}
+
+fn containerd_up() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/containerd-up.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .status()
+        .expect("run containerd-up.sh");
+    assert!(status.success(), "containerd did not come back");
+}
+
+#[test]
+fn events_flow_while_containerd_restarts_and_names_come_back() {
+    require_containerd();
+    let tag = random_hex(4);
+    let first = start(&tag);
+    let pid = first.pid();
+    let trace = Trace::start(&["--signal", "USR1", "--events", "generate"]);
+    kill(pid, libc::SIGUSR1);
+    let g = trace.wait_for("USR1 with containerd up", |v| {
+        is(v, "generate") && v["target"]["pid"] == pid
+    });
+    assert_eq!(
+        g["target"]["container"]["pod"],
+        format!("web-{tag}").as_str(),
+        "{g}"
+    );
+
+    // containerd goes away; the container (its shim and process) lives on.
+    let status = Command::new("pkill")
+        .args(["-x", "containerd"])
+        .status()
+        .expect("pkill");
+    assert!(status.success(), "containerd was running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new("pgrep")
+        .args(["-x", "containerd"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "containerd did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = trace.records().len();
+    kill(pid, libc::SIGUSR1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let recs = trace.records();
+        if recs[before..]
+            .iter()
+            .any(|v| is(v, "generate") && v["target"]["pid"] == pid)
+        {
+            let g = recs[before..]
+                .iter()
+                .find(|v| is(v, "generate") && v["target"]["pid"] == pid)
+                .unwrap();
+            assert_eq!(
+                g["target"]["container"]["id"],
+                first.id.as_str(),
+                "known from the cgroup and the cache: {g}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event while containerd was down: {}",
+            trace.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Back up: a container started now is named again.
+    containerd_up();
+    let second = start(&random_hex(4));
+    let pid2 = second.pid();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        kill(pid2, libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(200));
+        let named = trace.records().iter().any(|v| {
+            is(v, "generate")
+                && v["target"]["pid"] == pid2
+                && v["target"]["container"]["pod"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("web-"))
+        });
+        if named {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "enrichment did not recover after containerd came back: {}",
+            trace.stderr()
+        );
+    }
+    let (_, _, stderr) = trace.stop();
+    assert!(
+        stderr.contains("container runtime query failed"),
+        "the outage was reported: {stderr}"
+    );
+}
