@@ -141,3 +141,93 @@ fn pod_and_container_filters_keep_the_pod_and_drop_host_noise() {
     assert_eq!(x["exit_code"], 0, "the trap exits 0: {x}");
     assert_eq!(x["container"]["name"], pod.container.as_str(), "{x}");
 }
+
+/// The findings `explain` prints for a pod while `stop` runs.
+fn explain_pod(pod: &Pod, cmd: &str, stop: impl FnOnce(&TestContainer)) -> Vec<serde_json::Value> {
+    let c = pod.start(cmd);
+    let live = Trace::start(&["explain", "--pod", &pod.name, "--timeline"]);
+    // Let the shell start its child.
+    std::thread::sleep(Duration::from_millis(500));
+    stop(&c);
+    // The engine concludes a shutdown shortly after the last exit.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, found, _) = live.stop();
+    found
+}
+
+fn kinds(found: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    found
+        .iter()
+        .filter(|v| v["event"] == "finding")
+        .filter_map(|v| v["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_shell_form_entrypoint_stopped_with_term_then_kill_is_explained() {
+    let pod = Pod::new();
+    let found = explain_pod(&pod, "sleep 1000; echo done", |c| {
+        ctr(&["task", "kill", &c.id]);
+        std::thread::sleep(Duration::from_secs(2));
+        ctr(&["task", "kill", "-s", "SIGKILL", &c.id]);
+    });
+    let k = kinds(&found);
+    for want in ["init_ignored", "not_forwarded", "grace_exceeded"] {
+        assert!(k.contains(want), "{want} missing: {found:#?}");
+    }
+    let grace = found
+        .iter()
+        .find(|v| v["kind"] == "grace_exceeded")
+        .unwrap();
+    assert_eq!(grace["exit_code"], 137, "{grace}");
+    assert!(
+        grace["grace_ns"].as_u64().unwrap_or(0) >= 1_900_000_000,
+        "{grace}"
+    );
+    assert_eq!(grace["container"]["pod"], pod.name.as_str(), "{grace}");
+    let nf = found.iter().find(|v| v["kind"] == "not_forwarded").unwrap();
+    assert!(
+        nf["children"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|p| p["comm"] == "sleep")),
+        "the sleep child was never signalled by the shell: {nf}"
+    );
+    assert!(found.iter().any(|v| v["event"] == "timeline"), "{found:#?}");
+}
+
+#[test]
+fn a_pid_1_that_traps_term_and_exits_0_is_not_blamed() {
+    let pod = Pod::new();
+    let found = explain_pod(
+        &pod,
+        "trap 'exit 0' TERM; while true; do sleep 1; done",
+        |c| {
+            ctr(&["task", "kill", &c.id]);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while try_ctr(&["task", "ls", "-q"])
+                .stdout
+                .split(|b| *b == b'\n')
+                .any(|l| l == c.id.as_bytes())
+                && !String::from_utf8_lossy(&try_ctr(&["task", "ls"]).stdout).contains("STOPPED")
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the trapped shell did not exit"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        },
+    );
+    let blaming: Vec<_> = found
+        .iter()
+        .filter(|v| v["event"] == "finding" && v["severity"] != "info")
+        .collect();
+    assert!(
+        blaming.is_empty(),
+        "a clean shutdown blames nobody: {blaming:#?}"
+    );
+    assert!(
+        found.iter().any(|v| v["event"] == "timeline"),
+        "its story is still told: {found:#?}"
+    );
+}
