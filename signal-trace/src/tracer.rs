@@ -336,6 +336,7 @@ impl Tracer {
             )?;
         }
 
+        drop(kernel_btf);
         // Start-up parsed megabytes of BTF and ELF; give the freed memory back to the system.
         // SAFETY: malloc_trim has no preconditions.
         unsafe { libc::malloc_trim(0) };
