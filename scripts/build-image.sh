@@ -22,6 +22,7 @@ root=$(dirname "$here")
 
 log() { printf 'build-image: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() { die "usage: build-image.sh OUT.tar [IMAGE-NAME] | build-image.sh --rootfs DIR"; }
 
 rootfs_only=
@@ -102,45 +103,8 @@ version=$("$tree/signal-trace" --version | awk '{print $2}')
 [ -n "$version" ] || die "cannot read the version of $bin"
 name=${name:-localhost/signal-trace/signal-trace:$version}
 
-blobs=$work/oci/blobs/sha256
-mkdir -p "$blobs"
-# Reproducible layer: sorted names, fixed owner and time, no atime/ctime, gzip without a name
-# or timestamp.
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=posix \
-  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-  -C "$tree" -cf "$work/layer.tar" .
-diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-gzip -9 -n -c "$work/layer.tar" >"$work/layer.tar.gz"
-
-# put FILE MEDIA-TYPE: stores FILE as a blob and prints its descriptor JSON.
-put() {
-  local digest size
-  digest=$(sha256sum "$1" | cut -d' ' -f1)
-  size=$(stat -c %s "$1")
-  cp "$1" "$blobs/$digest"
-  printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$2" "$digest" "$size"
-}
-
-layer_desc=$(put "$work/layer.tar.gz" application/vnd.oci.image.layer.v1.tar+gzip)
-
 # The same configuration as the Dockerfile's final stage.
-printf '{"architecture":"%s","os":"linux","config":{"User":"0:0","Entrypoint":["/signal-trace"],"Cmd":["--format","json"],"WorkingDir":"/","Labels":{"org.opencontainers.image.title":"signal-trace"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"build-image.sh"}]}' \
-  "$arch" "$diff_id" >"$work/config.json"
-config_desc=$(put "$work/config.json" application/vnd.oci.image.config.v1+json)
-
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
-  "$config_desc" "$layer_desc" >"$work/manifest.json"
-manifest_desc=$(put "$work/manifest.json" application/vnd.oci.image.manifest.v1+json)
-
-tag=${name##*:}
-if [ "$tag" = "$name" ] || [[ "$tag" == */* ]]; then tag=latest; fi
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' \
-  "${manifest_desc%\}},\"platform\":{\"architecture\":\"$arch\",\"os\":\"linux\"},\"annotations\":{\"io.containerd.image.name\":\"$name\",\"org.opencontainers.image.ref.name\":\"$tag\"}}" \
-  >"$work/oci/index.json"
-printf '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
-
-mkdir -p "$(dirname "$out")"
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/oci" -cf "$out.tmp" \
-  oci-layout index.json blobs
-mv "$out.tmp" "$out"
-log "wrote $out ($name; binary $(stat -c %s "$tree/signal-trace") bytes, layer $(stat -c %s "$work/layer.tar.gz") bytes compressed)"
+oci_archive "$tree" "$out" "$name" "$arch" \
+  '{"User":"0:0","Entrypoint":["/signal-trace"],"Cmd":["--format","json"],"WorkingDir":"/","Labels":{"org.opencontainers.image.title":"signal-trace"}}' \
+  1 build-image.sh
+log "wrote $out ($name; binary $(stat -c %s "$tree/signal-trace") bytes, layer $OCI_LAYER_BYTES bytes compressed)"

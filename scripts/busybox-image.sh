@@ -13,7 +13,9 @@ out=${1:?usage: busybox-image.sh OUT.tar [IMAGE-NAME]}
 name=${2:-localhost/signal-trace/busybox:latest}
 busybox=/bin/busybox
 
-die() { printf 'busybox-image: %s\n' "$*" >&2; exit 1; }
+log() { printf 'busybox-image: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -x "$busybox" ] || die "$busybox is missing (apt-get install busybox-static)"
 file_type=$(od -An -tx1 -j16 -N2 "$busybox" | tr -d ' \n')
 [ "$file_type" = "0200" ] || die "$busybox is not a static executable (install busybox-static, not busybox)"
@@ -31,8 +33,7 @@ esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
-blobs=$work/oci/blobs/sha256
-mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/etc" "$root/tmp" "$blobs"
+mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/etc" "$root/tmp"
 chmod 1777 "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
 chmod 0755 "$root/bin/busybox"
@@ -44,40 +45,5 @@ for needed in sh sleep kill yes head cat trap; do
   [ -L "$root/bin/$needed" ] || die "busybox has no $needed applet"
 done
 
-# Reproducible layer: sorted names, fixed owner and time.
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=posix \
-  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-  -C "$root" -cf "$work/layer.tar" .
-
-# put FILE MEDIA-TYPE: stores FILE as a blob and prints its descriptor JSON.
-put() {
-  local digest size
-  digest=$(sha256sum "$1" | cut -d' ' -f1)
-  size=$(stat -c %s "$1")
-  cp "$1" "$blobs/$digest"
-  printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$2" "$digest" "$size"
-}
-
-layer_desc=$(put "$work/layer.tar" application/vnd.oci.image.layer.v1.tar)
-diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-
-printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"busybox-image.sh"}]}' \
-  "$arch" "$diff_id" >"$work/config.json"
-config_desc=$(put "$work/config.json" application/vnd.oci.image.config.v1+json)
-
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
-  "$config_desc" "$layer_desc" >"$work/manifest.json"
-manifest_desc=$(put "$work/manifest.json" application/vnd.oci.image.manifest.v1+json)
-
-tag=${name##*:}
-if [ "$tag" = "$name" ] || [[ "$tag" == */* ]]; then tag=latest; fi
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' \
-  "${manifest_desc%\}},\"platform\":{\"architecture\":\"$arch\",\"os\":\"linux\"},\"annotations\":{\"io.containerd.image.name\":\"$name\",\"org.opencontainers.image.ref.name\":\"$tag\"}}" \
-  >"$work/oci/index.json"
-printf '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
-
-mkdir -p "$(dirname "$out")"
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/oci" -cf "$out.tmp" \
-  oci-layout index.json blobs
-mv "$out.tmp" "$out"
+oci_archive "$root" "$out" "$name" "$arch" '{"Env":["PATH=/bin"],"Cmd":["sh"],"WorkingDir":"/"}' 0 busybox-image.sh
 printf 'busybox-image: wrote %s (%s)\n' "$out" "$name" >&2

@@ -19,19 +19,7 @@ die() { log "$*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (containerd and its containers need it)"
 
-apt_updated=0
-apt_install() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ $apt_updated -eq 0 ]; then
-    log "apt-get update"; apt-get update -qq; apt_updated=1
-  fi
-  log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 apt_install containerd runc busybox-static protobuf-compiler procps
 

@@ -13,22 +13,7 @@ want_test=0
 log() { printf 'setup: %s\n' "$*" >&2; }
 export PATH="$HOME/.cargo/bin:$PATH"
 
-apt_updated=0
-apt_install() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    log "missing Debian packages: ${missing[*]} (run this script as root to install them)"; exit 1
-  fi
-  if [ $apt_updated -eq 0 ]; then
-    log "apt-get update"; apt-get update -qq; apt_updated=1
-  fi
-  log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # 1. nightly with rust-src: the eBPF crate is built with -Z build-std=core.
 if ! rustup toolchain list | grep -q '^nightly'; then

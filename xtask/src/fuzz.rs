@@ -71,14 +71,7 @@ impl Fuzz {
     }
 
     fn run(&self, cmd: &mut Command) -> anyhow::Result<()> {
-        let shown = format!("{cmd:?}");
-        let status = cmd
-            .status()
-            .with_context(|| format!("cannot run {shown}"))?;
-        if !status.success() {
-            bail!("{shown} failed: {status}");
-        }
-        Ok(())
+        super::status_ok(cmd)
     }
 
     fn succeeds(&self, cmd: &mut Command) -> bool {

@@ -77,6 +77,11 @@ fn cargo_bin_path() -> String {
 
 fn sh(cmd: &mut Command) -> anyhow::Result<()> {
     cmd.current_dir(root()).env("PATH", cargo_bin_path());
+    status_ok(cmd)
+}
+
+/// Runs a command and fails, naming it, unless it succeeds.
+fn status_ok(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd
         .status()
