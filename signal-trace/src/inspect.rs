@@ -82,15 +82,14 @@ pub enum InspectError {
     #[error("container id prefix {prefix} matches {} containers: {}", ids.len(), ids.join(", "))]
     AmbiguousContainer { prefix: String, ids: Vec<String> },
     #[error(
-        "pod {0:?} is not a pod uid: pod names are resolved through the container runtime, \
-         which inspect does not query yet; pass the pod uid or a prefix of it"
+        "pod {0:?} is not a pod uid: look pod names up through the container runtime \
+         (`inspect --pod NAME` does)"
     )]
     PodName(String),
-    #[error(
-        "no process runs in a pod whose uid starts with {0} (pod names are not looked up yet: \
-         pass the pod uid)"
-    )]
+    #[error("no process runs in pod {0} (by name through containerd, or by uid prefix)")]
     NoPod(String),
+    #[error("cannot ask the container runtime for pod {pod:?}: {why}")]
+    Runtime { pod: String, why: String },
     #[error("cannot write output: {0}")]
     Write(#[source] io::Error),
 }
@@ -1089,7 +1088,7 @@ fn looks_like_pod_uid(s: &str) -> bool {
 /// `-` are the same), in pid order.
 ///
 /// Only the pod uid is in the cgroup path; the pod name is known to the container runtime
-/// alone. Until inspect queries the runtime, a value that cannot be a uid is rejected with
+/// alone ([`run`] asks it). Here a value that cannot be a uid is rejected with
 /// [`InspectError::PodName`], and a uid prefix that matches nothing with
 /// [`InspectError::NoPod`].
 pub fn find_pod_pids(proc_root: &Path, pod: &str) -> Result<Vec<u32>, InspectError> {
@@ -1179,9 +1178,9 @@ pub struct InspectArgs {
     /// Inspect every process of the container whose id starts with this prefix.
     #[arg(long, value_name = "ID", conflicts_with = "pod")]
     pub container: Option<String>,
-    /// Inspect every process of the pod with this uid (or uid prefix). Pod names need the
-    /// container runtime and are not supported yet.
-    #[arg(long, value_name = "UID")]
+    /// Inspect every process of this pod: its name (looked up in containerd's Kubernetes
+    /// labels), or its uid or a prefix of it (from the cgroup paths).
+    #[arg(long, value_name = "NAME|UID")]
     pub pod: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -1228,8 +1227,53 @@ pub fn write_reports(
 /// Runs `signal-trace inspect` against the proc tree at `proc_root`.
 pub fn run(args: &InspectArgs, proc_root: &Path, out: &mut dyn Write) -> Result<(), InspectError> {
     let target = args.target().ok_or(InspectError::NoTarget)?;
-    let reports = inspect_target(proc_root, &target)?;
+    let reports = match &target {
+        // A pod name (not a uid): its containers come from containerd's labels.
+        Target::Pod(name) if !looks_like_pod_uid(name.trim()) => {
+            let client = crate::runtime::Containerd::new(
+                crate::runtime::DEFAULT_SOCKET,
+                crate::runtime::DEFAULT_TIMEOUT,
+            )
+            .map_err(|e| InspectError::Runtime {
+                pod: name.clone(),
+                why: e.to_string(),
+            })?;
+            let all = client.list(None).map_err(|e| InspectError::Runtime {
+                pod: name.clone(),
+                why: e.to_string(),
+            })?;
+            let mut reports = Vec::new();
+            for id in pod_container_ids(&all, name.trim()) {
+                reports.extend(inspect_target(
+                    proc_root,
+                    &Target::Container(id.to_owned()),
+                )?);
+            }
+            if reports.is_empty() {
+                return Err(InspectError::NoPod(name.clone()));
+            }
+            reports
+        }
+        _ => inspect_target(proc_root, &target)?,
+    };
     write_reports(&reports, args.format, out)
+}
+
+/// The ids of the containers of pod `name` (the CRI plugin's `io.kubernetes.pod.name` label).
+pub fn pod_container_ids<'a>(
+    containers: &'a [crate::runtime::RuntimeContainer],
+    name: &str,
+) -> Vec<&'a str> {
+    containers
+        .iter()
+        .filter(|c| {
+            c.labels
+                .get(crate::containers::LABEL_POD_NAME)
+                .map(String::as_str)
+                == Some(name)
+        })
+        .map(|c| c.id.as_str())
+        .collect()
 }
 
 #[cfg(test)]
@@ -2233,5 +2277,29 @@ mod tests {
         }
         let text = r.render_text();
         assert!(text.starts_with(&format!("pid {me} (")), "{text}");
+    }
+
+    #[test]
+    fn pod_names_select_their_containers_by_label() {
+        use crate::runtime::RuntimeContainer;
+        let c = |id: &str, pod: Option<&str>| RuntimeContainer {
+            namespace: "k8s.io".into(),
+            id: id.into(),
+            image: String::new(),
+            labels: pod
+                .map(|p| [(crate::containers::LABEL_POD_NAME.to_string(), p.to_string())].into())
+                .unwrap_or_default(),
+        };
+        let all = [
+            c("a1", Some("web-0")),
+            c("b2", Some("web-1")),
+            c("c3", Some("web-0")),
+            c("d4", None),
+        ];
+        assert_eq!(pod_container_ids(&all, "web-0"), vec!["a1", "c3"]);
+        assert!(
+            pod_container_ids(&all, "web").is_empty(),
+            "names match whole"
+        );
     }
 }

@@ -231,3 +231,41 @@ fn a_pid_1_that_traps_term_and_exits_0_is_not_blamed() {
         "its story is still told: {found:#?}"
     );
 }
+
+#[test]
+fn inspect_finds_a_pod_by_name_and_flags_its_shell_init() {
+    let pod = Pod::new();
+    let c = pod.start("sleep 1000; echo done");
+    let init = c.pid();
+    let out = std::process::Command::new(BIN)
+        .args(["inspect", "--pod", &pod.name, "--format", "json"])
+        .output()
+        .expect("run inspect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.to_string().contains(&format!("\"pid\":{init}"))),
+        "{text}"
+    );
+    assert!(text.contains("init_without_term_handler"), "{text}");
+    assert!(text.contains("shell_init_with_children"), "{text}");
+    let missing = std::process::Command::new(BIN)
+        .args(["inspect", "--pod", "no-such-pod-x"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no process runs in pod no-such-pod-x"),
+        "{missing:?}"
+    );
+}
