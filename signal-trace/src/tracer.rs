@@ -121,12 +121,11 @@ impl Tracer {
             rlim_max: libc::RLIM_INFINITY,
         };
         // SAFETY: setrlimit with a valid struct.
-        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
-            log::debug!(
-                "cannot raise RLIMIT_MEMLOCK: {}",
-                io::Error::last_os_error()
-            );
-        }
+        let memlock = if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+            Some(io::Error::last_os_error())
+        } else {
+            None
+        };
 
         let (offsets, mode) = match kernel_offsets_from_file(&cfg.btf) {
             Ok(o) => (o, Mode::Full),
@@ -188,9 +187,16 @@ impl Tracer {
         // The programs carry no CO-RE relocations (offsets come from OFFSETS), so aya need not
         // parse the kernel's BTF a second time.
         loader.btf(None);
-        let mut ebpf = loader
-            .load(PROGRAMS)
-            .context("cannot load the kernel programs")?;
+        let mut ebpf = loader.load(PROGRAMS).map_err(|e| {
+            let e = anyhow::Error::from(e).context("cannot load the kernel programs");
+            match &memlock {
+                // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+                Some(m) => e.context(format!(
+                    "raising RLIMIT_MEMLOCK failed ({m}); kernels before 5.11 need it raised"
+                )),
+                None => e,
+            }
+        })?;
 
         {
             let mut pids: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
