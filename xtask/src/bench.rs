@@ -559,8 +559,9 @@ impl Bench {
         Ok(t)
     }
 
-    /// One workload run under one configuration.
-    fn measure(&self, w: Workload, tool: Tool, rep: usize, seconds: f64) -> Sample {
+    /// An empty sample of `w` under `tool`; already closed, with the reason, when the tool
+    /// cannot run on this machine.
+    fn sample(&self, w: Workload, tool: Tool, rep: usize, seconds: f64) -> Result<Sample, Sample> {
         let mut s = Sample {
             workload: w.key().into(),
             tool: tool.key().into(),
@@ -568,10 +569,21 @@ impl Bench {
             seconds,
             ..Sample::default()
         };
-        if let Some(r) = self.unavailable.get(&tool) {
-            s.error = Some(format!("n/a: {r}"));
-            return s;
+        match self.unavailable.get(&tool) {
+            Some(r) => {
+                s.error = Some(format!("n/a: {r}"));
+                Err(s)
+            }
+            None => Ok(s),
         }
+    }
+
+    /// One workload run under one configuration.
+    fn measure(&self, w: Workload, tool: Tool, rep: usize, seconds: f64) -> Sample {
+        let mut s = match self.sample(w, tool, rep, seconds) {
+            Ok(s) => s,
+            Err(closed) => return closed,
+        };
         let result = match tool {
             Tool::Untraced => self.workload(w, seconds).map(|(ops, secs)| {
                 s.ops = Some(ops);
@@ -706,17 +718,10 @@ impl Bench {
 
     /// A tracer on an idle host: its CPU time and peak RSS over `seconds`.
     fn idle(&self, tool: Tool, rep: usize, seconds: f64) -> Sample {
-        let mut s = Sample {
-            workload: Workload::Idle.key().into(),
-            tool: tool.key().into(),
-            rep,
-            seconds,
-            ..Sample::default()
+        let mut s = match self.sample(Workload::Idle, tool, rep, seconds) {
+            Ok(s) => s,
+            Err(closed) => return closed,
         };
-        if let Some(r) = self.unavailable.get(&tool) {
-            s.error = Some(format!("n/a: {r}"));
-            return s;
-        }
         let res = (|| -> anyhow::Result<()> {
             let mut t = self.start(tool)?;
             let pid = t.child.id();
