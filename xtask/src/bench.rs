@@ -559,9 +559,9 @@ impl Bench {
         Ok(t)
     }
 
-    /// An empty sample of `w` under `tool`; already closed, with the reason, when the tool
-    /// cannot run on this machine.
-    fn sample(&self, w: Workload, tool: Tool, rep: usize, seconds: f64) -> Result<Sample, Sample> {
+    /// An empty sample of `w` under `tool`; its `error` already says "n/a" and why when the
+    /// tool cannot run on this machine.
+    fn sample(&self, w: Workload, tool: Tool, rep: usize, seconds: f64) -> Sample {
         let mut s = Sample {
             workload: w.key().into(),
             tool: tool.key().into(),
@@ -569,21 +569,18 @@ impl Bench {
             seconds,
             ..Sample::default()
         };
-        match self.unavailable.get(&tool) {
-            Some(r) => {
-                s.error = Some(format!("n/a: {r}"));
-                Err(s)
-            }
-            None => Ok(s),
+        if let Some(r) = self.unavailable.get(&tool) {
+            s.error = Some(format!("n/a: {r}"));
         }
+        s
     }
 
     /// One workload run under one configuration.
     fn measure(&self, w: Workload, tool: Tool, rep: usize, seconds: f64) -> Sample {
-        let mut s = match self.sample(w, tool, rep, seconds) {
-            Ok(s) => s,
-            Err(closed) => return closed,
-        };
+        let mut s = self.sample(w, tool, rep, seconds);
+        if s.error.is_some() {
+            return s;
+        }
         let result = match tool {
             Tool::Untraced => self.workload(w, seconds).map(|(ops, secs)| {
                 s.ops = Some(ops);
@@ -718,10 +715,10 @@ impl Bench {
 
     /// A tracer on an idle host: its CPU time and peak RSS over `seconds`.
     fn idle(&self, tool: Tool, rep: usize, seconds: f64) -> Sample {
-        let mut s = match self.sample(Workload::Idle, tool, rep, seconds) {
-            Ok(s) => s,
-            Err(closed) => return closed,
-        };
+        let mut s = self.sample(Workload::Idle, tool, rep, seconds);
+        if s.error.is_some() {
+            return s;
+        }
         let res = (|| -> anyhow::Result<()> {
             let mut t = self.start(tool)?;
             let pid = t.child.id();
