@@ -81,7 +81,8 @@ impl Trace {
             stderr,
             readers: vec![t1, t2],
         };
-        trace.wait_stderr("signal-trace: tracing", Duration::from_secs(30));
+        // The whole line: a read may end in the middle of it.
+        trace.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
         trace
     }
 

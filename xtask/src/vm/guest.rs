@@ -628,7 +628,12 @@ impl Trace {
             readers: vec![t1, t2],
         };
         let start = Instant::now();
-        while !trace.stderr().contains("signal-trace: tracing") {
+        // The whole "tracing" line: a read may end in the middle of it.
+        let started = |e: &str| {
+            e.lines()
+                .any(|l| l.starts_with("signal-trace: tracing") && l.ends_with("Ctrl-C to stop"))
+        };
+        while !started(&trace.stderr()) {
             if let Some(status) = trace
                 .child
                 .try_wait()
