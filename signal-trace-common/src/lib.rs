@@ -166,8 +166,11 @@ pub struct KernelOffsets {
     pub siginfo_code: u32,
     pub siginfo_pid: u32,
     pub siginfo_uid: u32,
+    /// `task_struct.cred` (the subjective credentials `current_uid()` reads) and `cred.uid`.
+    pub task_cred: u32,
+    pub cred_uid: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 37 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 39 * 4);
 
 /// Set in a [`ClassicOffsets`] offset when the field is a `__data_loc` (a u32 holding the
 /// data's length << 16 | its offset in the record).

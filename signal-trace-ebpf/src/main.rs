@@ -63,6 +63,8 @@ static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     siginfo_code: 0,
     siginfo_pid: 0,
     siginfo_uid: 0,
+    task_cred: 0,
+    cred_uid: 0,
 });
 
 #[unsafe(no_mangle)]

@@ -83,6 +83,8 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         siginfo_code: r.member_offset("kernel_siginfo", "si_code")?,
         siginfo_pid: r.member_offset("kernel_siginfo", "_sifields._kill._pid")?,
         siginfo_uid: r.member_offset("kernel_siginfo", "_sifields._kill._uid")?,
+        task_cred: r.offset(&task, "task_struct", "cred")?,
+        cred_uid: r.member_offset("cred", "uid")?,
     };
     Ok(o)
 }
@@ -376,6 +378,9 @@ format:
             (112, 104, 96, 120)
         );
         assert_eq!(o.upid_nr, 0);
+        // struct cred begins with its refcount (and, on some configs, a debug magic); the uid
+        // follows within the first cache line.
+        assert!(o.cred_uid > 0 && o.cred_uid < 64, "{}", o.cred_uid);
         assert!(o.k_sigaction_size >= 24);
         // task_struct is large; every member lies inside it and they are distinct.
         let task = [
@@ -391,6 +396,7 @@ format:
             o.task_thread_pid,
             o.task_cgroups,
             o.task_exit_code,
+            o.task_cred,
         ];
         let mut sorted = task.to_vec();
         sorted.sort_unstable();
