@@ -10,11 +10,10 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
         generated::{
-            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_current_task_btf,
-            bpf_ktime_get_ns,
+            bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_task,
+            bpf_get_current_task_btf, bpf_ktime_get_ns,
         },
     },
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
@@ -123,6 +122,16 @@ static PENDING_SENDS: HashMap<u32, PendingSend> = HashMap::with_max_entries(1638
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
+/// An unknown task, as a constant (zeroed with word stores, not a byte-wise memset).
+const NO_TASK: Task = Task {
+    tgid: 0,
+    tid: 0,
+    ns_pid: 0,
+    uid: 0,
+    cgroup_id: 0,
+    comm: [0; COMM_LEN],
+};
+
 #[inline(always)]
 fn read<T: Default>(base: u64, off: u32) -> T {
     if base == 0 {
@@ -137,9 +146,9 @@ fn read<T: Default>(base: u64, off: u32) -> T {
 /// access, several times cheaper than the helper call). Variable indexes (an array slot chosen
 /// by signal number or namespace level) and byte arrays always go through the helper.
 trait Mem {
-    /// Whether one read may span adjacent fields (not with typed loads, which the verifier
-    /// checks field by field).
-    const COMBINE: bool;
+    /// Typed loads: the verifier checks them field by field, so one read may not span
+    /// adjacent fields, but each costs no helper call.
+    const TYPED: bool;
     fn read<T: Default>(base: u64, off: u32) -> T;
     /// The current task, as a pointer this reader can follow.
     fn current_task() -> u64;
@@ -148,7 +157,7 @@ trait Mem {
 struct Probe;
 
 impl Mem for Probe {
-    const COMBINE: bool = true;
+    const TYPED: bool = false;
     #[inline(always)]
     fn read<T: Default>(base: u64, off: u32) -> T {
         read(base, off)
@@ -162,7 +171,7 @@ impl Mem for Probe {
 struct Direct;
 
 impl Mem for Direct {
-    const COMBINE: bool = false;
+    const TYPED: bool = true;
     #[inline(always)]
     fn read<T: Default>(base: u64, off: u32) -> T {
         if base == 0 {
@@ -177,14 +186,66 @@ impl Mem for Direct {
     }
 }
 
+/// A `comm` (char[16]) as two 8-byte loads: typed loads may read inside an array member,
+/// and words avoid the byte-wise copies and zeroing a `[u8; 16]` value compiles to.
 #[inline(always)]
-fn read_comm(base: u64, off: u32, dst: &mut [u8; COMM_LEN]) {
-    if base != 0 {
-        if let Ok(c) =
-            unsafe { bpf_probe_read_kernel((base + off as u64) as *const [u8; COMM_LEN]) }
-        {
-            *dst = c;
-        }
+fn read_comm<M: Mem>(base: u64, off: u32) -> [u8; COMM_LEN] {
+    let words: [u64; 2] = if M::TYPED {
+        [M::read(base, off), M::read(base, off + 8)]
+    } else {
+        read(base, off)
+    };
+    // SAFETY: [u64; 2] and [u8; 16] have the same size, and any bytes are a valid [u8; 16].
+    unsafe { core::mem::transmute::<[u64; 2], [u8; COMM_LEN]>(words) }
+}
+
+/// Writes a whole record into reserved ring memory, field by field, with volatile stores: the
+/// compiler may then neither build it on the stack and copy it, nor merge runs of zeros into a
+/// `memset` call (a byte-at-a-time loop in BPF). Ring memory is not zeroed, and every field is
+/// written; the hot programs spell out every field of `ev`, so that none of it is built on the
+/// stack either.
+#[inline(always)]
+fn write_event(rec: *mut Event, ev: Event) {
+    macro_rules! put {
+        ($($field:ident),*) => {
+            // SAFETY: `rec` points to a reserved, writable record of size_of::<Event>().
+            $(unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*rec).$field), ev.$field) };)*
+        };
+    }
+    put!(
+        kind,
+        signo,
+        ts_ns,
+        code,
+        errno,
+        result,
+        group,
+        flags,
+        signal_flags,
+        status,
+        syscall
+    );
+    put!(arg_pid, arg_tid, si_pid, si_uid, _pad, handler, sa_flags);
+    // SAFETY: as above; the two Task fields are 8-aligned inside the record.
+    unsafe {
+        write_task(core::ptr::addr_of_mut!((*rec).sender), &ev.sender);
+        write_task(core::ptr::addr_of_mut!((*rec).target), &ev.target);
+    }
+}
+
+#[inline(always)]
+unsafe fn write_task(dst: *mut Task, t: &Task) {
+    // SAFETY: the caller's; comm is written as two words (same size, 8-aligned in Task).
+    unsafe {
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*dst).tgid), t.tgid);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*dst).tid), t.tid);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*dst).ns_pid), t.ns_pid);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*dst).uid), t.uid);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*dst).cgroup_id), t.cgroup_id);
+        let words = core::mem::transmute::<[u8; COMM_LEN], [u64; 2]>(t.comm);
+        let comm = core::ptr::addr_of_mut!((*dst).comm) as *mut u64;
+        core::ptr::write_volatile(comm, words[0]);
+        core::ptr::write_volatile(comm.add(1), words[1]);
     }
 }
 
@@ -195,12 +256,31 @@ fn count_lost(kind: u32) {
     }
 }
 
-/// Notification batching: wake the reader only when enough data waits; userspace also polls on
-/// a short timer, so a quiet stream is still flushed promptly.
+/// Records submitted on each CPU (slot 0), so that the ring's fill level is queried only on
+/// every `WAKEUP_EVERY`th record.
+#[map]
+static SUBMITTED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// How often a CPU checks whether to wake the reader; a power of two.
+const WAKEUP_EVERY: u64 = 16;
+
+/// Notification batching: wake the reader only when enough data waits, checked on every
+/// `WAKEUP_EVERY`th record of a CPU (the per-CPU counter is a plain load and store; the fill
+/// query is a helper call). Userspace also polls on a short timer, so a quiet stream is still
+/// flushed promptly.
 #[inline(always)]
 fn wakeup_flags(cfg: &FilterConfig) -> u64 {
     if cfg.wakeup_bytes == 0 {
         return 0;
+    }
+    if let Some(n) = SUBMITTED.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot. Should a program nest in another on this CPU (an interrupt
+        // that sends a signal), an increment may be lost, which only shifts the next check.
+        let count = unsafe { *n };
+        unsafe { *n = count.wrapping_add(1) };
+        if count & (WAKEUP_EVERY - 1) != 0 {
+            return BPF_RB_NO_WAKEUP as u64;
+        }
     }
     if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= cfg.wakeup_bytes {
         BPF_RB_FORCE_WAKEUP as u64
@@ -292,6 +372,8 @@ fn signal_passes(cfg: &FilterConfig, sig: u32) -> bool {
 
 const PID_FILTERS: u32 = FILTER_PID_EITHER | FILTER_PID_TARGET | FILTER_PID_SENDER;
 const CGROUP_FILTERS: u32 = FILTER_CGROUP_EITHER | FILTER_CGROUP_TARGET | FILTER_CGROUP_SENDER;
+/// The filters that look at either side's identity (pid, cgroup, comm).
+const SIDE_FILTERS: u32 = PID_FILTERS | CGROUP_FILTERS | FILTER_COMM;
 
 /// The side filters (pid, cgroup, comm) for one signal between `sender` and `target`;
 /// `sender_task` and `target_task` are their task_structs where known (0 if not), for the
@@ -339,17 +421,50 @@ fn sides_filter(
     true
 }
 
-/// The current task as a sender.
+/// The current task as a sender, through the helpers made for it (any program type).
 #[inline(always)]
 fn current_task() -> Task {
     let pid_tgid = bpf_get_current_pid_tgid();
-    Task {
+    let words: [u64; 2] = [0; 2];
+    let mut t = Task {
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
         ns_pid: 0,
         uid: bpf_get_current_uid_gid() as u32,
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-        comm: bpf_get_current_comm().unwrap_or_default(),
+        // SAFETY: as in read_comm.
+        comm: unsafe { core::mem::transmute::<[u64; 2], [u8; COMM_LEN]>(words) },
+    };
+    // bpf_get_current_comm() writes at most 16 bytes, NUL-terminated, into the buffer.
+    unsafe {
+        bpf_get_current_comm(
+            t.comm.as_mut_ptr() as *mut core::ffi::c_void,
+            COMM_LEN as u32,
+        )
+    };
+    t
+}
+
+/// The current task as a sender: with typed loads, read from the task_struct that
+/// bpf_get_current_task_btf() returns (one helper call in place of four); otherwise through
+/// the dedicated helpers. Reads what those helpers read: task.{pid,tgid,comm},
+/// task->cred->uid (current_uid()), task->cgroups->dfl_cgrp->kn->id (the cgroup v2 id).
+#[inline(always)]
+fn current_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
+    if !M::TYPED {
+        return current_task();
+    }
+    let cred: u64 = M::read(task, o.task_cred);
+    let cgroups: u64 = M::read(task, o.task_cgroups);
+    let cgrp: u64 = M::read(cgroups, o.css_set_dfl_cgrp);
+    let kn: u64 = M::read(cgrp, o.cgroup_kn);
+    Task {
+        tgid: M::read(task, o.task_tgid),
+        tid: M::read(task, o.task_pid),
+        ns_pid: 0,
+        uid: M::read(cred, o.cred_uid),
+        cgroup_id: M::read(kn, o.kernfs_node_id),
+        comm: read_comm::<M>(task, o.task_comm),
     }
 }
 
@@ -360,7 +475,7 @@ fn current_task() -> Task {
 #[inline(always)]
 fn task_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
     // pid and tgid are adjacent in task_struct (pid_t pid; pid_t tgid;): one read for both.
-    let (tid, tgid) = if M::COMBINE && o.task_tgid == o.task_pid + 4 {
+    let (tid, tgid) = if !M::TYPED && o.task_tgid == o.task_pid + 4 {
         let both: u64 = M::read(task, o.task_pid);
         (both as u32, (both >> 32) as u32)
     } else {
@@ -369,23 +484,29 @@ fn task_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
             M::read::<u32>(task, o.task_tgid),
         )
     };
-    let mut t = Task {
-        tgid,
-        tid,
-        ..Task::default()
-    };
     let leader: u64 = M::read(task, o.task_group_leader);
     let pid: u64 = M::read(leader, o.task_thread_pid);
     let level: u32 = M::read(pid, o.pid_level);
-    if level < 32 {
-        t.ns_pid = read::<u32>(pid, o.pid_numbers + level * o.upid_size + o.upid_nr);
-    }
+    // In the initial namespace (level 0) the namespace pid is the leader's own pid, the tgid;
+    // deeper levels index pid->numbers[] by a variable, which only the helper can read.
+    let ns_pid = if level == 0 {
+        tgid
+    } else if level < 32 {
+        read::<u32>(pid, o.pid_numbers + level * o.upid_size + o.upid_nr)
+    } else {
+        0
+    };
     let cgroups: u64 = M::read(task, o.task_cgroups);
     let cgrp: u64 = M::read(cgroups, o.css_set_dfl_cgrp);
     let kn: u64 = M::read(cgrp, o.cgroup_kn);
-    t.cgroup_id = M::read(kn, o.kernfs_node_id);
-    read_comm(leader, o.task_comm, &mut t.comm);
-    t
+    Task {
+        tgid,
+        tid,
+        ns_pid,
+        uid: 0,
+        cgroup_id: M::read(kn, o.kernfs_node_id),
+        comm: read_comm::<M>(leader, o.task_comm),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,9 +546,13 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
     if cfg.flags & FILTER_RESULT != 0 && (cfg.result_mask >> (result & 31)) & 1 == 0 {
         return 0;
     }
-    let sender = current_task();
+    let current = if M::TYPED || cfg.flags & CGROUP_FILTERS != 0 {
+        M::current_task()
+    } else {
+        0
+    };
+    let sender = current_identity::<M>(&o, current);
     let target = task_identity::<M>(&o, task);
-    let current = unsafe { bpf_get_current_task() };
     if !sides_filter(&cfg, &sender, &target, current, task) {
         return 0;
     }
@@ -442,7 +567,7 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
         0 => (0, 0, FLAG_INFO_NONE),
         1 => (0x80, 0, FLAG_INFO_PRIV),
         // si_errno and si_code are adjacent (int si_signo, si_errno, si_code): one read.
-        p if M::COMBINE && o.siginfo_code == o.siginfo_errno + 4 => {
+        p if !M::TYPED && o.siginfo_code == o.siginfo_errno + 4 => {
             let both: u64 = M::read(p, o.siginfo_errno);
             ((both >> 32) as i32, both as i32, 0)
         }
@@ -483,22 +608,31 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
             read(action, o.sigaction_flags),
         )
     };
-    entry.write(Event {
-        kind: KIND_GENERATE,
-        signo: sig,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        code,
-        errno,
-        result,
-        group,
-        flags,
-        signal_flags: M::read(signal, o.signal_flags),
-        sender,
-        target,
-        handler,
-        sa_flags,
-        ..Event::default()
-    });
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_GENERATE,
+            signo: sig,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            code,
+            errno,
+            result,
+            group,
+            flags,
+            signal_flags: M::read(signal, o.signal_flags),
+            status: 0,
+            syscall: 0,
+            arg_pid: 0,
+            arg_tid: 0,
+            si_pid: 0,
+            si_uid: 0,
+            _pad: 0,
+            sender,
+            target,
+            handler,
+            sa_flags,
+        },
+    );
     entry.submit(wakeup_flags(&cfg));
     0
 }
@@ -533,18 +667,21 @@ pub fn signal_generate_classic(ctx: TracePointContext) -> i32 {
         count_lost(KIND_GENERATE);
         return 0;
     };
-    entry.write(Event {
-        kind: KIND_GENERATE,
-        signo: sig,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        code: field(c.gen_code),
-        errno: field(c.gen_errno),
-        result,
-        group: field(c.gen_group) as u32,
-        sender,
-        target,
-        ..Event::default()
-    });
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_GENERATE,
+            signo: sig,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            code: field(c.gen_code),
+            errno: field(c.gen_errno),
+            result,
+            group: field(c.gen_group) as u32,
+            sender,
+            target,
+            ..Event::default()
+        },
+    );
     entry.submit(wakeup_flags(&cfg));
     0
 }
@@ -579,20 +716,26 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
     }
     let task = M::current_task();
     let mut receiver = task_identity::<M>(&o, task);
-    receiver.uid = bpf_get_current_uid_gid() as u32;
+    receiver.uid = if M::TYPED {
+        M::read(M::read::<u64>(task, o.task_cred), o.cred_uid)
+    } else {
+        bpf_get_current_uid_gid() as u32
+    };
     let si_pid = if info > 1 {
         M::read::<i32>(info, o.siginfo_pid)
     } else {
         0
     };
-    // The sender of a delivered signal is only known through si_pid.
-    let sender = Task {
-        tgid: si_pid as u32,
-        tid: si_pid as u32,
-        ..Task::default()
-    };
-    if !sides_filter(&cfg, &sender, &receiver, 0, task) {
-        return 0;
+    if cfg.flags & SIDE_FILTERS != 0 {
+        // The sender of a delivered signal is only known through si_pid.
+        let sender = Task {
+            tgid: si_pid as u32,
+            tid: si_pid as u32,
+            ..NO_TASK
+        };
+        if !sides_filter(&cfg, &sender, &receiver, 0, task) {
+            return 0;
+        }
     }
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         count_lost(KIND_DELIVER);
@@ -607,20 +750,31 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
             M::read::<u32>(p, o.siginfo_uid),
         ),
     };
-    entry.write(Event {
-        kind: KIND_DELIVER,
-        signo: sig,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        code,
-        errno,
-        flags: FLAG_FULL,
-        si_pid,
-        si_uid,
-        target: receiver,
-        handler: M::read(ka, o.sigaction_handler),
-        sa_flags: M::read(ka, o.sigaction_flags),
-        ..Event::default()
-    });
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_DELIVER,
+            signo: sig,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            code,
+            errno,
+            result: 0,
+            group: 0,
+            flags: FLAG_FULL,
+            signal_flags: 0,
+            status: 0,
+            syscall: 0,
+            arg_pid: 0,
+            arg_tid: 0,
+            si_pid,
+            si_uid,
+            _pad: 0,
+            sender: NO_TASK,
+            target: receiver,
+            handler: M::read(ka, o.sigaction_handler),
+            sa_flags: M::read(ka, o.sigaction_flags),
+        },
+    );
     entry.submit(wakeup_flags(&cfg));
     0
 }
@@ -642,17 +796,20 @@ pub fn signal_deliver_classic(ctx: TracePointContext) -> i32 {
         count_lost(KIND_DELIVER);
         return 0;
     };
-    entry.write(Event {
-        kind: KIND_DELIVER,
-        signo: sig,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        code: unsafe { ctx.read_at::<i32>(c.del_code as usize) }.unwrap_or(0),
-        errno: unsafe { ctx.read_at::<i32>(c.del_errno as usize) }.unwrap_or(0),
-        target: receiver,
-        handler: unsafe { ctx.read_at::<u64>(c.del_sa_handler as usize) }.unwrap_or(0),
-        sa_flags: unsafe { ctx.read_at::<u64>(c.del_sa_flags as usize) }.unwrap_or(0),
-        ..Event::default()
-    });
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_DELIVER,
+            signo: sig,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            code: unsafe { ctx.read_at::<i32>(c.del_code as usize) }.unwrap_or(0),
+            errno: unsafe { ctx.read_at::<i32>(c.del_errno as usize) }.unwrap_or(0),
+            target: receiver,
+            handler: unsafe { ctx.read_at::<u64>(c.del_sa_handler as usize) }.unwrap_or(0),
+            sa_flags: unsafe { ctx.read_at::<u64>(c.del_sa_flags as usize) }.unwrap_or(0),
+            ..Event::default()
+        },
+    );
     entry.submit(wakeup_flags(&cfg));
     0
 }
@@ -702,15 +859,18 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         count_lost(KIND_EXIT);
         return 0;
     };
-    entry.write(Event {
-        kind: KIND_EXIT,
-        signo: sig,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        flags: FLAG_FULL,
-        status,
-        target: process,
-        ..Event::default()
-    });
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_EXIT,
+            signo: sig,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            flags: FLAG_FULL,
+            status,
+            target: process,
+            ..Event::default()
+        },
+    );
     entry.submit(wakeup_flags(&cfg));
     0
 }
@@ -736,15 +896,18 @@ pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
         count_lost(KIND_CGROUP);
         return 0;
     };
-    entry.write(Event {
-        kind: KIND_CGROUP,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        target: Task {
-            cgroup_id: read(kn, o.kernfs_node_id),
-            ..Task::default()
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_CGROUP,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            target: Task {
+                cgroup_id: read(kn, o.kernfs_node_id),
+                ..Task::default()
+            },
+            ..Event::default()
         },
-        ..Event::default()
-    });
+    );
     // A new cgroup is rare and time-critical: always wake the reader.
     entry.submit(BPF_RB_FORCE_WAKEUP as u64);
     0
@@ -797,14 +960,17 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> i32 {
         count_lost(KIND_OOM);
         return 0;
     };
-    entry.write(Event {
-        kind: KIND_OOM,
-        signo: 9,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        sender: trigger,
-        target: victim,
-        ..Event::default()
-    });
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_OOM,
+            signo: 9,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            sender: trigger,
+            target: victim,
+            ..Event::default()
+        },
+    );
     entry.submit(wakeup_flags(&cfg));
     0
 }
@@ -832,6 +998,7 @@ fn send_passes(
     arg_pid: i32,
     arg_tid: i32,
     sender: &Task,
+    sender_task: u64,
 ) -> bool {
     if !signal_passes(cfg, sig) {
         return false;
@@ -851,13 +1018,7 @@ fn send_passes(
         target = Task::default();
         cfg_here.flags &= !(FILTER_PID_TARGET | FILTER_PID_EITHER);
     }
-    sides_filter(
-        &cfg_here,
-        sender,
-        &target,
-        unsafe { bpf_get_current_task() },
-        0,
-    )
+    sides_filter(&cfg_here, sender, &target, sender_task, 0)
 }
 
 #[inline(always)]
@@ -866,22 +1027,25 @@ fn emit_send_failed(cfg: &FilterConfig, pending: &PendingSend, errno: i32, sende
         count_lost(KIND_SEND_FAILED);
         return;
     };
-    entry.write(Event {
-        kind: KIND_SEND_FAILED,
-        signo: pending.signo,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        errno,
-        flags: if pending.syscall == SYSCALL_PIDFD_SEND_SIGNAL {
-            FLAG_PIDFD
-        } else {
-            0
+    write_event(
+        entry.as_mut_ptr(),
+        Event {
+            kind: KIND_SEND_FAILED,
+            signo: pending.signo,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            errno,
+            flags: if pending.syscall == SYSCALL_PIDFD_SEND_SIGNAL {
+                FLAG_PIDFD
+            } else {
+                0
+            },
+            syscall: pending.syscall,
+            arg_pid: pending.arg_pid,
+            arg_tid: pending.arg_tid,
+            sender,
+            ..Event::default()
         },
-        syscall: pending.syscall,
-        arg_pid: pending.arg_pid,
-        arg_tid: pending.arg_tid,
-        sender,
-        ..Event::default()
-    });
+    );
     entry.submit(wakeup_flags(cfg));
 }
 
@@ -890,6 +1054,8 @@ fn emit_send_failed(cfg: &FilterConfig, pending: &PendingSend, errno: i32, sende
 /// signal syscall is recognised by its number (`regs->orig_ax`) and its arguments are read
 /// from the saved user registers (di, si, dx: the x86-64 syscall ABI). One attachment, no
 /// per-send state, and a fast detach, unlike the per-syscall classic tracepoints below.
+/// (fexit programs on the six syscalls would spare all other syscalls, but kernels may refuse
+/// them: a locked-down 6.18 answers EPERM.)
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let ret = ctx.arg::<i64>(1);
@@ -916,6 +1082,15 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         return 0;
     };
+    send_returned(regs, ret, syscall)
+}
+
+/// A signal syscall failed with `ret`: sent as a record. `regs` holds its arguments
+/// (x86-64: di, si, dx).
+#[inline(always)]
+fn send_returned(regs: u64, ret: i64, syscall: u32) -> i32 {
+    let o = OFFSETS.load();
+    let cfg = FILTER.load();
     let a0 = read::<u64>(regs, o.regs_di) as i32;
     let a1 = read::<u64>(regs, o.regs_si) as i32;
     let a2 = read::<u64>(regs, o.regs_dx) as i32;
@@ -925,7 +1100,12 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         _ => (a1 as u32, a0, 0),
     };
     let sender = current_task();
-    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender) {
+    let sender_task = if cfg.flags & CGROUP_FILTERS != 0 {
+        unsafe { bpf_get_current_task() }
+    } else {
+        0
+    };
+    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender, sender_task) {
         return 0;
     }
     let pending = PendingSend {
@@ -942,7 +1122,12 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
     let cfg = FILTER.load();
     let sender = current_task();
-    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender) {
+    let sender_task = if cfg.flags & CGROUP_FILTERS != 0 {
+        unsafe { bpf_get_current_task() }
+    } else {
+        0
+    };
+    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender, sender_task) {
         return 0;
     }
     let pending = PendingSend {

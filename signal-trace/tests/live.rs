@@ -513,3 +513,70 @@ fn prometheus_metrics_count_what_is_traced() {
     }
     trace.stop();
 }
+
+/// The sender's and the target's identities as the kernel programs read them (plain loads from
+/// the task_struct) match what the processes are: pid, thread, comm, real uid and cgroup v2 id.
+/// The sender runs in a cgroup of its own, with a real uid other than its effective one.
+#[test]
+fn sender_and_target_identities_match_the_processes() {
+    let target = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    });
+    let cg = Cgroup2::new();
+    let dir = cg.mkdir(&format!("signal-trace-live-{}", std::process::id()));
+    let dir_id = inode(&dir);
+    let trace = Trace::start(&["--target-pid", &pid_arg(target.pid)]);
+    let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_str().unwrap()).unwrap();
+    // SAFETY: after fork the child makes only async-signal-safe calls (open, write, close,
+    // prctl, setresuid, kill, _exit).
+    let sender = unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                libc::_exit(101);
+            }
+            libc::close(fd);
+            libc::prctl(libc::PR_SET_NAME, c"st-idsender".as_ptr());
+            // Real uid 65534, effective uid 0: the send is allowed, and the real uid shows.
+            if libc::setresuid(65534, 0, 0) != 0 {
+                libc::_exit(102);
+            }
+            libc::_exit(if libc::kill(target.pid, libc::SIGUSR1) == 0 {
+                0
+            } else {
+                103
+            });
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        assert_eq!(libc::WEXITSTATUS(status), 0, "the sender failed");
+        pid
+    };
+    let g = trace.wait_for("SIGUSR1 generate", |v| generate_for(v, target.pid, 10));
+    let s = &g["sender"];
+    assert_eq!(s["pid"], sender, "{g}");
+    assert_eq!(s["tid"], sender, "{g}");
+    assert_eq!(s["comm"], "st-idsender", "{g}");
+    assert_eq!(s["uid"], 65534, "{g}");
+    assert_eq!(s["cgroup_id"], dir_id, "{g}");
+    let own_id = inode(&cg.own());
+    let t = &g["target"];
+    assert_eq!(t["tid"], target.pid, "{g}");
+    // Not in a PID namespace of its own: its namespace pid is its pid.
+    assert_eq!(t["ns_pid"], target.pid, "{g}");
+    assert_eq!(t["cgroup_id"], own_id, "{g}");
+    let d = trace.wait_for("SIGUSR1 deliver", |v| {
+        is(v, "deliver") && v["pid"] == target.pid && v["signo"] == 10
+    });
+    assert_eq!(d["tid"], target.pid, "{d}");
+    assert_eq!(d["ns_pid"], target.pid, "{d}");
+    assert_eq!(d["cgroup_id"], own_id, "{d}");
+    assert_eq!(d["sender_pid"], sender, "{d}");
+    trace.stop();
+    kill(target.pid, libc::SIGKILL);
+    target.wait();
+    cg.rmdir(&dir);
+}

@@ -352,3 +352,84 @@ impl Drop for NsInit {
         let _ = self.unshare.wait();
     }
 }
+
+/// The cgroup v2 hierarchy: the system's mount, or one mounted for the test (hybrid hosts
+/// without a cgroup2 mount), unmounted again on drop.
+pub struct Cgroup2 {
+    pub root: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl Cgroup2 {
+    pub fn new() -> Cgroup2 {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        if let Some(root) = signal_trace::cgroup::cgroup2_mount(&mountinfo) {
+            return Cgroup2 {
+                root,
+                mounted: false,
+            };
+        }
+        let root = std::env::temp_dir().join(format!("signal-trace-cg2-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("mount point");
+        let target = std::ffi::CString::new(root.to_str().unwrap()).unwrap();
+        // SAFETY: mount(2) with valid NUL-terminated strings and no data.
+        let rc = unsafe {
+            libc::mount(
+                c"cgroup2".as_ptr(),
+                target.as_ptr(),
+                c"cgroup2".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "cannot mount cgroup2: {}",
+            std::io::Error::last_os_error()
+        );
+        Cgroup2 {
+            root,
+            mounted: true,
+        }
+    }
+
+    /// This process's own cgroup v2 directory.
+    pub fn own(&self) -> std::path::PathBuf {
+        let own = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+        let path = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a cgroup v2 line");
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    pub fn mkdir(&self, name: &str) -> std::path::PathBuf {
+        let dir = self.root.join(name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        dir
+    }
+
+    pub fn rmdir(&self, dir: &std::path::Path) {
+        std::fs::remove_dir(dir).unwrap_or_else(|e| panic!("rmdir {}: {e}", dir.display()));
+    }
+}
+
+impl Drop for Cgroup2 {
+    fn drop(&mut self) {
+        if self.mounted {
+            let target = std::ffi::CString::new(self.root.to_str().unwrap()).unwrap();
+            // SAFETY: umount2(2) with a valid path.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            let _ = std::fs::remove_dir(&self.root);
+        }
+    }
+}
+
+/// The inode number of a path: for a cgroup v2 directory, its cgroup id.
+pub fn inode(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .ino()
+}
