@@ -10,7 +10,8 @@
 //! and by name before the first lookup, which made the tracer's start-up peak above 50 MiB for
 //! forty member offsets. This reader checks the header and the layout of every type, keeps the
 //! position of each (one `u32` per type, about half a MiB), and decodes only the types the
-//! lookups walk.
+//! lookups walk. The same bytes then go to aya, which needs its own parse for the BTF ids that
+//! typed programs attach by.
 
 use std::io;
 use std::path::Path;
@@ -70,8 +71,9 @@ pub enum MalformedBtf {
 }
 
 /// Reads the kernel's BTF from `path` (normally /sys/kernel/btf/vmlinux) and resolves every
-/// offset the programs need.
-pub fn kernel_offsets_from_file(path: &Path) -> Result<KernelOffsets, BtfError> {
+/// offset the programs need. The bytes are returned too, so that aya's parse of the same BTF
+/// (for the ids programs attach by) need not read the file again.
+pub fn kernel_offsets_from_file(path: &Path) -> Result<(KernelOffsets, Vec<u8>), BtfError> {
     let data = std::fs::read(path).map_err(|source| BtfError::Read {
         path: path.display().to_string(),
         source,
@@ -80,7 +82,8 @@ pub fn kernel_offsets_from_file(path: &Path) -> Result<KernelOffsets, BtfError> 
         path: path.display().to_string(),
         source,
     })?;
-    kernel_offsets(&btf)
+    let offsets = kernel_offsets(&btf)?;
+    Ok((offsets, data))
 }
 
 /// Resolves the offsets of [`KernelOffsets`] in `btf`.
@@ -621,7 +624,9 @@ format:
     #[test]
     fn offsets_resolve_from_the_running_kernel() {
         let path = Path::new("/sys/kernel/btf/vmlinux");
-        let o = kernel_offsets_from_file(path).expect("BTF of the running kernel");
+        let (o, bytes) = kernel_offsets_from_file(path).expect("BTF of the running kernel");
+        // The bytes handed on to aya are the file's.
+        assert_eq!(bytes, std::fs::read(path).unwrap());
         assert_eq!(o.valid, 1);
         // kernel_siginfo starts with si_signo, si_errno, si_code; the union follows 8-aligned.
         assert_eq!((o.siginfo_errno, o.siginfo_code), (4, 8));
