@@ -127,6 +127,12 @@ impl Tracer {
             None
         };
 
+        // glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB),
+        // after which the multi-megabyte buffers of the BTF parses below would come from the
+        // heap, where they may be copied as they grow and stay resident after being freed. A
+        // fixed threshold keeps them in mappings of their own, returned when freed.
+        // SAFETY: mallopt has no preconditions.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
         // aya's EbpfLoader::new() parses /sys/kernel/btf/vmlinux for CO-RE relocations, which
         // these programs do not have (offsets come from OFFSETS): make it before any other BTF
         // is in memory and drop its parse at once, so that the two are never held together.
