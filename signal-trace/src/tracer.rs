@@ -127,13 +127,27 @@ impl Tracer {
             None
         };
 
-        let (offsets, mode) = match kernel_offsets_from_file(&cfg.btf) {
-            Ok(o) => (o, Mode::Full),
+        // glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB),
+        // after which the multi-megabyte buffers of the BTF parses below would come from the
+        // heap, where they may be copied as they grow and stay resident after being freed. A
+        // fixed threshold keeps them in mappings of their own, returned when freed.
+        // SAFETY: mallopt has no preconditions.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+        // aya's EbpfLoader::new() parses /sys/kernel/btf/vmlinux for CO-RE relocations, which
+        // these programs do not have (offsets come from OFFSETS): make it before any other BTF
+        // is in memory and drop its parse at once, so that the two are never held together.
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
+
+        let (offsets, mode, btf) = match kernel_offsets_from_file(&cfg.btf) {
+            Ok((o, btf)) => (o, Mode::Full, Some(btf)),
             Err(e) => {
                 warnings.push(format!(
                     "{e}; tracing in reduced mode: no target process id, PID-namespace pid, cgroup, disposition, ignore reason or process exits"
                 ));
-                (KernelOffsets::default(), Mode::Classic)
+                (KernelOffsets::default(), Mode::Classic, None)
             }
         };
         let wants = |k| cfg.events.contains(&k);
@@ -178,15 +192,11 @@ impl Tracer {
 
         // The batching threshold: wake the reader when an eighth of the ring is used.
         let filter = kernel_filter(&cfg.filters, u64::from(cfg.ring_size / 8));
-        let mut loader = EbpfLoader::new();
         loader
             .override_global("OFFSETS", &offsets, true)
             .override_global("CLASSIC", &classic, true)
             .override_global("FILTER", &filter.config, true)
             .map_max_entries("EVENTS", cfg.ring_size);
-        // The programs carry no CO-RE relocations (offsets come from OFFSETS), so aya need not
-        // parse the kernel's BTF a second time.
-        loader.btf(None);
         let mut ebpf = loader.load(PROGRAMS).map_err(|e| {
             let e = anyhow::Error::from(e).context("cannot load the kernel programs");
             match &memlock {
@@ -224,12 +234,12 @@ impl Tracer {
         let mut attached = 0;
         let mut typed = 0;
         // The typed programs attach by the BTF id of their tracepoint: aya needs the kernel's BTF.
+        // It parses the bytes the offsets were read from, which are freed right after.
         let kernel_btf =
-            if mode == Mode::Full && (wants(EventKind::Generate) || wants(EventKind::Deliver)) {
-                aya::Btf::parse_file(&cfg.btf, aya::Endianness::default())
-                    .map_err(|e| format!("cannot parse BTF from {}: {e}", cfg.btf.display()))
-            } else {
-                Err("no BTF".to_string())
+            match btf.filter(|_| wants(EventKind::Generate) || wants(EventKind::Deliver)) {
+                Some(bytes) => aya::Btf::parse(&bytes, aya::Endianness::default())
+                    .map_err(|e| format!("cannot parse BTF from {}: {e}", cfg.btf.display())),
+                None => Err("no BTF".to_string()),
             };
         let mut raw = |ebpf: &mut Ebpf, prog: &str, tp: &str| -> anyhow::Result<()> {
             let p: &mut RawTracePoint = ebpf
