@@ -49,6 +49,7 @@ const LOOKUPS: &[(&str, &str)] = &[
     ("css_set", "dfl_cgrp"),
     ("cgroup", "kn"),
     ("cgroup", "root"),
+    ("kernfs_node", "id"),
     ("kernfs_node", "parent"),
     ("cgroup_root", "hierarchy_id"),
     ("kernel_siginfo", "si_errno"),
