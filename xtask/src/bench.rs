@@ -1550,8 +1550,8 @@ fn render(r: &Results) -> String {
         md,
         "*ns per event* is the run time of all the tracer's BPF programs divided by the signal \
          tracepoint hits the workload caused, median (min–max) over the runs. For signal-trace it \
-         includes the syscall programs that watch for refused sends, which run on every \
-         kill/tgkill. The other columns come from the median run; per program, run_time_ns / \
+         includes the syscall program that watches for refused sends (`sys_exit`), which runs on \
+         every syscall's return. The other columns come from the median run; per program, run_time_ns / \
          run_cnt from /proc/PID/fdinfo. Collecting these statistics itself adds a little to every \
          run, and the figures are wall-clock time inside the programs, so a busy host inflates \
          them.\n"
