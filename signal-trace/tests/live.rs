@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::bpf::{bpf_prog_exists, bpf_prog_ids_of};
 use common::*;
 use serde_json::Value;
 
@@ -218,7 +219,7 @@ fn sigint_and_sigterm_stop_the_tracer_cleanly_within_two_seconds() {
     let pid = quiet.pid.to_string();
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let trace = Trace::start(&["--pid", &pid]);
-        let prog_ids = bpf_prog_ids_of(trace.pid());
+        let prog_ids = bpf_prog_ids_of(trace.pid()).expect("the tracer's fdinfo");
         assert!(
             prog_ids.len() >= 4,
             "the tracer holds its programs: {prog_ids:?}"
@@ -245,62 +246,6 @@ fn sigint_and_sigterm_stop_the_tracer_cleanly_within_two_seconds() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-/// BPF program ids held by a process, from /proc/PID/fdinfo.
-fn bpf_prog_ids_of(pid: u32) -> Vec<u32> {
-    let mut ids = Vec::new();
-    let dir = format!("/proc/{pid}/fdinfo");
-    for entry in std::fs::read_dir(&dir).expect("fdinfo") {
-        let Ok(text) = std::fs::read_to_string(entry.expect("entry").path()) else {
-            continue;
-        };
-        for line in text.lines() {
-            if let Some(id) = line
-                .strip_prefix("prog_id:")
-                .and_then(|v| v.trim().parse().ok())
-            {
-                ids.push(id);
-            }
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-/// Whether a BPF program with this id is still loaded (BPF_PROG_GET_FD_BY_ID).
-fn bpf_prog_exists(id: u32) -> bool {
-    #[repr(C)]
-    struct Attr {
-        prog_id: u32,
-        next_id: u32,
-        open_flags: u32,
-        _pad: [u32; 29],
-    }
-    let attr = Attr {
-        prog_id: id,
-        next_id: 0,
-        open_flags: 0,
-        _pad: [0; 29],
-    };
-    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-    // SAFETY: bpf(2) with a correctly sized, zero-padded attribute union.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_GET_FD_BY_ID,
-            &attr as *const Attr,
-            std::mem::size_of::<Attr>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: closing the fd we just got.
-        unsafe { libc::close(fd as i32) };
-        true
-    } else {
-        false
     }
 }
 

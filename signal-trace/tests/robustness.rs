@@ -6,68 +6,14 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bpf::{bpf_prog_ids_of, loaded_prog_ids};
 use common::*;
-
-fn prog_ids(pid: u32) -> Vec<u32> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .expect("fdinfo")
-        .flatten()
-    {
-        if let Ok(text) = std::fs::read_to_string(entry.path()) {
-            ids.extend(
-                text.lines()
-                    .filter_map(|l| l.strip_prefix("prog_id:"))
-                    .filter_map(|v| v.trim().parse::<u32>().ok()),
-            );
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-/// Program ids currently loaded in the kernel (BPF_PROG_GET_NEXT_ID).
-fn loaded_prog_ids() -> Vec<u32> {
-    #[repr(C)]
-    struct Attr {
-        start_id: u32,
-        next_id: u32,
-        open_flags: u32,
-        _pad: [u32; 29],
-    }
-    const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
-    let mut ids = Vec::new();
-    let mut attr = Attr {
-        start_id: 0,
-        next_id: 0,
-        open_flags: 0,
-        _pad: [0; 29],
-    };
-    loop {
-        // SAFETY: bpf(2) with a zero-padded attribute union it writes next_id into.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_GET_NEXT_ID,
-                &mut attr as *mut Attr,
-                std::mem::size_of::<Attr>(),
-            )
-        };
-        if rc != 0 {
-            break;
-        }
-        ids.push(attr.next_id);
-        attr.start_id = attr.next_id;
-    }
-    ids
-}
 
 #[test]
 fn sigkill_of_the_tracer_leaves_nothing_attached() {
     let quiet = spawn(Setup::default());
     let trace = Trace::start(&["--pid", &quiet.pid.to_string()]);
-    let mine = prog_ids(trace.pid());
+    let mine = bpf_prog_ids_of(trace.pid()).expect("the tracer's fdinfo");
     assert!(mine.len() >= 4, "{mine:?}");
     assert!(
         mine.iter().all(|id| loaded_prog_ids().contains(id)),

@@ -2,6 +2,7 @@
 //! real processes. A live test that cannot run fails with the reason; it never skips.
 #![allow(dead_code)]
 
+pub mod bpf;
 pub mod ctr;
 
 use std::io::{BufRead, BufReader, Read};

@@ -350,7 +350,7 @@ fn clean_stop(g: &Guest) -> anyhow::Result<()> {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        let prog_ids = bpf_prog_ids_of(trace.pid())?;
+        let prog_ids = bpf_prog_ids_of(trace.pid()).context("cannot read the tracer's fdinfo")?;
         ensure!(
             prog_ids.len() >= 4,
             "the tracer holds only programs {prog_ids:?}"
@@ -977,54 +977,8 @@ fn unprivileged_kill(target: i32, sig: i32) -> anyhow::Result<i32> {
 // ---------------------------------------------------------------------------------------------
 // BPF program bookkeeping.
 
-/// BPF program ids held by a process, from /proc/PID/fdinfo.
-fn bpf_prog_ids_of(pid: u32) -> anyhow::Result<Vec<u32>> {
-    let dir = format!("/proc/{pid}/fdinfo");
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {dir}"))? {
-        let Ok(text) = std::fs::read_to_string(entry?.path()) else {
-            continue;
-        };
-        ids.extend(text.lines().filter_map(|l| {
-            l.strip_prefix("prog_id:")
-                .and_then(|v| v.trim().parse::<u32>().ok())
-        }));
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// Whether a BPF program with this id is still loaded (BPF_PROG_GET_FD_BY_ID).
-fn bpf_prog_exists(id: u32) -> bool {
-    #[repr(C)]
-    struct Attr {
-        prog_id: u32,
-        next_id: u32,
-        open_flags: u32,
-        _pad: [u32; 29],
-    }
-    let attr = Attr {
-        prog_id: id,
-        next_id: 0,
-        open_flags: 0,
-        _pad: [0; 29],
-    };
-    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-    // SAFETY: bpf(2) with a correctly sized, zero-padded attribute union.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_GET_FD_BY_ID,
-            &attr as *const Attr,
-            std::mem::size_of::<Attr>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: closing the fd we just got.
-        unsafe { libc::close(fd as i32) };
-        true
-    } else {
-        false
-    }
-}
+// Shared with the live tests; the guest uses only part of it.
+#[path = "../../../signal-trace/tests/common/bpf.rs"]
+#[allow(dead_code)]
+mod bpf;
+use bpf::{bpf_prog_exists, bpf_prog_ids_of};
