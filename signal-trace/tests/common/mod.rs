@@ -4,6 +4,7 @@
 
 pub mod bpf;
 pub mod ctr;
+pub mod proc;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -11,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub use proc::{Proc, Setup};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_signal-trace");
 
@@ -179,90 +182,9 @@ impl Drop for Trace {
     }
 }
 
-/// A forked child process, killed and reaped on drop.
-pub struct Proc {
-    pub pid: i32,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: kill and waitpid on our own child.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
-    }
-}
-
-impl Proc {
-    /// Waits for the child to exit and returns its wait status.
-    pub fn wait(self) -> i32 {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child.
-        unsafe { libc::waitpid(self.pid, &mut status, 0) };
-        std::mem::forget(self);
-        status
-    }
-}
-
-extern "C" fn noop_handler(_: libc::c_int) {}
-
-/// What a forked child sets up before it waits for signals.
-#[derive(Clone, Copy, Default)]
-pub struct Setup<'a> {
-    /// Signals to catch with a handler that does nothing.
-    pub handle: &'a [i32],
-    /// Signals to block.
-    pub block: &'a [i32],
-    /// Signals to ignore (SIG_IGN).
-    pub ignore: &'a [i32],
-}
-
-/// Forks a child that installs `setup`, reports ready through a pipe, then sleeps in pause()
-/// until killed. The child only makes async-signal-safe calls.
+/// Forks a child that installs `setup` and waits for signals (see [`proc::spawn`]).
 pub fn spawn(setup: Setup) -> Proc {
-    let mut fds = [0; 2];
-    // SAFETY: plain syscalls; after fork the child only calls async-signal-safe functions
-    // (sigaction, sigprocmask, write, pause, _exit).
-    unsafe {
-        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-        let pid = libc::fork();
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            libc::close(fds[0]);
-            for &sig in setup.handle {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = noop_handler as *const () as usize;
-                sa.sa_flags = libc::SA_RESTART;
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
-            for &sig in setup.ignore {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = libc::SIG_IGN;
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for &sig in setup.block {
-                libc::sigaddset(&mut set, sig);
-            }
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            libc::write(fds[1], b"r".as_ptr().cast(), 1);
-            libc::close(fds[1]);
-            loop {
-                libc::pause();
-            }
-        }
-        libc::close(fds[1]);
-        let mut b = [0u8; 1];
-        assert_eq!(
-            libc::read(fds[0], b.as_mut_ptr().cast(), 1),
-            1,
-            "child did not get ready"
-        );
-        libc::close(fds[0]);
-        Proc { pid }
-    }
+    proc::spawn(setup).expect("fork a child that gets ready")
 }
 
 /// Forks a child that drops to uid/gid 65534, sends `sig` to `target` and exits with the errno

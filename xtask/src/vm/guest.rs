@@ -838,87 +838,6 @@ fn kill(pid: i32, sig: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A forked child process, killed and reaped on drop.
-struct Proc {
-    pid: i32,
-}
-
-impl Proc {
-    /// Waits for the child to exit and returns its wait status.
-    fn wait(self) -> i32 {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child.
-        unsafe { libc::waitpid(self.pid, &mut status, 0) };
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: kill and waitpid on our own child.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
-    }
-}
-
-extern "C" fn noop_handler(_: libc::c_int) {}
-
-/// What a forked child sets up before it waits for signals.
-#[derive(Clone, Copy, Default)]
-struct Setup<'a> {
-    /// Signals to catch with a handler that does nothing (SA_RESTART).
-    handle: &'a [i32],
-    /// Signals to block.
-    block: &'a [i32],
-}
-
-/// Forks a child that installs `setup`, reports ready through a pipe, then sleeps in pause()
-/// until killed. The child only makes async-signal-safe calls.
-fn spawn(setup: Setup) -> anyhow::Result<Proc> {
-    let mut fds = [0; 2];
-    // SAFETY: plain syscalls; after fork the child only calls async-signal-safe functions
-    // (sigaction, sigprocmask, write, close, pause).
-    unsafe {
-        if libc::pipe(fds.as_mut_ptr()) != 0 {
-            return Err(std::io::Error::last_os_error()).context("pipe failed");
-        }
-        let pid = libc::fork();
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error()).context("fork failed");
-        }
-        if pid == 0 {
-            libc::close(fds[0]);
-            for &sig in setup.handle {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = noop_handler as *const () as usize;
-                sa.sa_flags = libc::SA_RESTART;
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for &sig in setup.block {
-                libc::sigaddset(&mut set, sig);
-            }
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            libc::write(fds[1], b"r".as_ptr().cast(), 1);
-            libc::close(fds[1]);
-            loop {
-                libc::pause();
-            }
-        }
-        libc::close(fds[1]);
-        let proc = Proc { pid };
-        let mut b = [0u8; 1];
-        let n = libc::read(fds[0], b.as_mut_ptr().cast(), 1);
-        libc::close(fds[0]);
-        ensure!(n == 1, "the forked child did not get ready");
-        Ok(proc)
-    }
-}
-
 /// Forks a child that raises `sig` (which it handles) `count` times, then exits 0.
 fn flood(sig: i32, count: u32) -> anyhow::Result<Proc> {
     // SAFETY: after fork the child only calls sigaction, raise and _exit.
@@ -977,8 +896,11 @@ fn unprivileged_kill(target: i32, sig: i32) -> anyhow::Result<i32> {
 // ---------------------------------------------------------------------------------------------
 // BPF program bookkeeping.
 
-// Shared with the live tests; the guest uses only part of it.
+// Shared with the live tests; the guest uses only part of them.
 #[path = "../../../signal-trace/tests/common/bpf.rs"]
 #[allow(dead_code)]
 mod bpf;
+#[path = "../../../signal-trace/tests/common/proc.rs"]
+mod proc;
 use bpf::{bpf_prog_exists, bpf_prog_ids_of};
+use proc::{noop_handler, spawn, Proc, Setup};
