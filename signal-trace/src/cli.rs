@@ -144,7 +144,7 @@ pub struct TraceArgs {
     #[arg(
         long,
         value_name = "PATH",
-        default_value = "/run/containerd/containerd.sock"
+        default_value = crate::runtime::DEFAULT_SOCKET
     )]
     pub containerd_socket: PathBuf,
 

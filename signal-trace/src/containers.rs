@@ -29,7 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{self, ContainerRef, Runtime};
@@ -91,11 +91,6 @@ impl CgroupMount {
     /// The hierarchy mounted at `root`, e.g. `/sys/fs/cgroup` or `/sys/fs/cgroup/unified`.
     pub fn new(root: impl Into<PathBuf>) -> CgroupMount {
         CgroupMount { root: root.into() }
-    }
-
-    /// The mount point.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 

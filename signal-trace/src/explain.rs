@@ -24,8 +24,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::names::{
     default_action, is_standard, DefaultAction, SIGABRT, SIGBUS, SIGFPE, SIGHUP, SIGILL, SIGINT,
-    SIGKILL, SIGPIPE, SIGQUIT, SIGSEGV, SIGSYS, SIGTERM,
+    SIGKILL, SIGPIPE, SIGQUIT, SIGSEGV, SIGSYS, SIGTERM, SIGTRAP,
 };
+use crate::output::clock;
 use crate::record::*;
 
 /// How long after a shutdown's exit to wait for the deaths it causes (the kernel kills the rest
@@ -1029,13 +1030,7 @@ impl Engine {
         // A signal from a process of the same container, or from the namespace init, to a
         // member of a story already told is a forwarding (or the teardown).
         if g.signo == SIGKILL && g.si_code == SI_KERNEL && g.sender.pid != p.pid {
-            if let Some(init) = self.procs.get(&g.sender.pid).cloned().or_else(|| {
-                self.dead
-                    .values()
-                    .rev()
-                    .find(|q| q.pid == g.sender.pid)
-                    .cloned()
-            }) {
+            if let Some(init) = self.find_proc(g.sender.pid) {
                 if let Some(k) = self.timeline_key_of(&init) {
                     self.zapped.insert(p.pid, k);
                     if self.zapped.len() > MAX_PROCS {
@@ -1191,12 +1186,6 @@ pub fn duration(ns: u64) -> String {
     } else {
         format!("{ns}ns")
     }
-}
-
-/// "HH:MM:SS.micros" (UTC).
-fn clock(t: Time) -> String {
-    let s = t.to_string();
-    s.get(11..26).map(str::to_owned).unwrap_or(s)
 }
 
 fn result_text(g: &Generate) -> String {
@@ -1648,7 +1637,7 @@ fn death_finding(p: &Proc, signo: u32) -> Option<Finding> {
         .unwrap_or_else(|| crate::names::signal_name(signo).into_owned());
     let (cause, sender, code) = cause_of(p, signo);
     let severity = match signo {
-        SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGABRT | SIGSYS | 5 => Severity::Error,
+        SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGABRT | SIGSYS | SIGTRAP => Severity::Error,
         SIGINT | SIGHUP => Severity::Info,
         _ => Severity::Warning,
     };

@@ -458,10 +458,6 @@ pub struct ProcessReport {
     pub flags: Vec<Finding>,
 }
 
-fn names_of(mask: u64) -> Vec<Cow<'static, str>> {
-    names::mask_names(mask)
-}
-
 fn join(names: &[Cow<'static, str>]) -> String {
     if names.is_empty() {
         "-".to_owned()
@@ -504,8 +500,8 @@ pub fn analyze(snap: &Snapshot) -> ProcessReport {
         .map(|t| ThreadReport {
             tid: t.pid,
             comm: t.name.clone(),
-            blocked: names_of(t.sig_blk),
-            pending: names_of(t.sig_pnd),
+            blocked: names::mask_names(t.sig_blk),
+            pending: names::mask_names(t.sig_pnd),
         })
         .collect();
     let children = snap
@@ -545,11 +541,11 @@ pub fn analyze(snap: &Snapshot) -> ProcessReport {
         uid: s.uid,
         euid: s.euid,
         init: s.init_kind(),
-        caught: names_of(s.sig_cgt),
-        ignored: names_of(s.sig_ign),
-        blocked: names_of(s.sig_blk),
-        pending_thread: names_of(s.sig_pnd),
-        pending_process: names_of(s.shd_pnd),
+        caught: names::mask_names(s.sig_cgt),
+        ignored: names::mask_names(s.sig_ign),
+        blocked: names::mask_names(s.sig_blk),
+        pending_thread: names::mask_names(s.sig_pnd),
+        pending_process: names::mask_names(s.shd_pnd),
         term: s.disposition(SIGTERM),
         term_blocked_everywhere: blocked_everywhere(snap, SIGTERM),
         masks: Masks {
@@ -680,11 +676,17 @@ pub fn risk_flags(snap: &Snapshot) -> Vec<Finding> {
     if pending != 0 {
         let mut parts = Vec::new();
         if s.shd_pnd != 0 {
-            parts.push(format!("process-wide {}", join(&names_of(s.shd_pnd))));
+            parts.push(format!(
+                "process-wide {}",
+                join(&names::mask_names(s.shd_pnd))
+            ));
         }
         let per_thread = s.sig_pnd | thread_pending;
         if per_thread != 0 {
-            parts.push(format!("thread-directed {}", join(&names_of(per_thread))));
+            parts.push(format!(
+                "thread-directed {}",
+                join(&names::mask_names(per_thread))
+            ));
         }
         let blocked_pending: Vec<u32> = (1..=names::NSIG)
             .filter(|&sig| has(pending, sig) && blocked_everywhere(snap, sig))

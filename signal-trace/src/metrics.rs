@@ -125,24 +125,16 @@ impl Metrics {
             }
             return;
         }
-        let (signo, result, result_text): (u32, u8, String) = match r {
-            Record::Generate(g) => (g.signo, g.result as u8, g.result.as_str().into()),
-            Record::Deliver(d) => (d.signo, 0, String::new()),
-            Record::Exit(x) => (x.signo.unwrap_or(0), 0, String::new()),
-            Record::SendFailed(s) => (s.signo, 100, s.errno.to_string()),
-            Record::Oom(_) => (9, 0, String::new()),
+        let (signo, result): (u32, u8) = match r {
+            Record::Generate(g) => (g.signo, g.result as u8),
+            Record::Deliver(d) => (d.signo, 0),
+            Record::Exit(x) => (x.signo.unwrap_or(0), 0),
+            Record::SendFailed(s) => (s.signo, 0),
+            Record::Oom(_) => (9, 0),
             Record::Lost(_) => return,
         };
-        // send_failed keys by errno text; the others by small numbers.
-        let key = (
-            event_index(r),
-            signo,
-            if result == 100 {
-                100 + result_text.len() as u8
-            } else {
-                result
-            },
-        );
+        let key = (event_index(r), signo, result);
+        // Label strings are built only when a series is looked up, not per event.
         let labels = || EventLabels {
             event: EVENT_NAMES[event_index(r) as usize].into(),
             signal: if signo == 0 && matches!(r, Record::Exit(_)) {
@@ -150,7 +142,11 @@ impl Metrics {
             } else {
                 crate::names::signal_name(signo).into_owned()
             },
-            result: result_text.clone(),
+            result: match r {
+                Record::Generate(g) => g.result.as_str().into(),
+                Record::SendFailed(s) => s.errno.to_string(),
+                _ => String::new(),
+            },
         };
         if matches!(r, Record::SendFailed(_)) {
             // Rare: no cache (errno varies within one key).

@@ -16,7 +16,6 @@ pub struct Sink<W: Write> {
     format: Format,
     color: bool,
     line: String,
-    scratch: Vec<u8>,
 }
 
 impl<W: Write> Sink<W> {
@@ -27,19 +26,21 @@ impl<W: Write> Sink<W> {
             format,
             color,
             line: String::with_capacity(256),
-            scratch: Vec::with_capacity(512),
         }
     }
 
-    /// Writes one item as one whole line of JSON, or its text: it is rendered first, so a failed
-    /// write never leaves half an item behind in the buffer.
+    /// Writes one item as one whole line of JSON, or its text: JSON is encoded straight into the
+    /// buffer and cut back off if encoding fails, and text is rendered first, so a failed write
+    /// never leaves half an item behind in the buffer.
     pub fn write<T: Item>(&mut self, item: &T) -> io::Result<()> {
         match self.format {
             Format::Json => {
-                self.scratch.clear();
-                serde_json::to_writer(&mut self.scratch, item).map_err(io::Error::other)?;
-                self.scratch.push(b'\n');
-                self.buf.extend_from_slice(&self.scratch);
+                let start = self.buf.len();
+                if let Err(e) = serde_json::to_writer(&mut self.buf, item) {
+                    self.buf.truncate(start);
+                    return Err(io::Error::other(e));
+                }
+                self.buf.push(b'\n');
             }
             Format::Text => {
                 self.line.clear();
@@ -158,7 +159,7 @@ fn paint(out: &mut String, color: bool, style: &str, text: &str) {
 }
 
 /// "HH:MM:SS.micros" (UTC) of a time.
-fn clock(t: Time) -> String {
+pub(crate) fn clock(t: Time) -> String {
     let s = t.to_string();
     // RFC 3339: 2026-11-26T13:20:38.123456789Z
     s.get(11..26).map(str::to_owned).unwrap_or(s)

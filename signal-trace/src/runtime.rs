@@ -145,11 +145,6 @@ impl Containerd {
         })
     }
 
-    /// The socket this client talks to.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
     /// Lists containers in every namespace: all of them when `ids` is `None`, otherwise only
     /// those with one of the given ids. Returns within about the configured timeout whatever
     /// containerd does.

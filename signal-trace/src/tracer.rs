@@ -680,16 +680,15 @@ impl Containers {
                 map,
                 selected: Default::default(),
             };
-            let mut ids: Option<std::collections::BTreeSet<u64>> = None;
-            for s in &f.selectors {
-                let these: std::collections::BTreeSet<u64> =
-                    cache.matching_cgroups(s).into_iter().collect();
-                ids = Some(match ids {
-                    None => these,
-                    Some(prev) => prev.intersection(&these).copied().collect(),
-                });
-            }
-            let ids = ids.unwrap_or_default();
+            // The cgroups of the containers every selector matches.
+            let ids: Vec<u64> = f
+                .selectors
+                .first()
+                .map(|s| cache.matching_cgroups(s))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|&id| f.selects(cache.get(id)))
+                .collect();
             if ids.is_empty() {
                 warnings.push(
                     "no running container matches the container filter yet; waiting for one".into(),
@@ -725,8 +724,7 @@ impl Containers {
             Ok(changes) => {
                 if let Some(f) = &mut self.filter {
                     for id in changes.updated {
-                        let c = self.cache.get(id).cloned();
-                        f.set(id, f.selects(c.as_ref()));
+                        f.set(id, f.selects(self.cache.get(id)));
                     }
                     for id in changes.purged {
                         f.set(id, false);
