@@ -203,19 +203,10 @@ fn a_pid_1_that_traps_term_and_exits_0_is_not_blamed() {
         "trap 'exit 0' TERM; while true; do sleep 1; done",
         |c| {
             ctr(&["task", "kill", &c.id]);
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while try_ctr(&["task", "ls", "-q"])
-                .stdout
-                .split(|b| *b == b'\n')
-                .any(|l| l == c.id.as_bytes())
-                && !String::from_utf8_lossy(&try_ctr(&["task", "ls"]).stdout).contains("STOPPED")
-            {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the trapped shell did not exit"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            assert!(
+                c.wait_stopped(Duration::from_secs(10)),
+                "the trapped shell did not exit"
+            );
         },
     );
     let blaming: Vec<_> = found

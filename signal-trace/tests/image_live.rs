@@ -9,14 +9,14 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::ctr::{cgroup_mounts, ctr, random_hex, try_ctr, IMAGE as BUSYBOX, NAMESPACE};
+use common::ctr::{
+    cgroup_mounts, cgroup_root, ctr, random_hex, try_ctr, IMAGE as BUSYBOX, NAMESPACE,
+};
 use serde_json::Value;
-use signal_trace::cgroup;
 
 mod common;
 
@@ -283,12 +283,7 @@ fn is_signal_to(v: &Value, pid: i32, signal: &str) -> bool {
 
 #[test]
 fn tracer_image_traces_another_container_being_stopped() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the image test drives containerd and loads BPF programs: run it as root"
-    );
+    common::require_root();
     run_script("containerd-up.sh", &[]);
 
     let tag = random_hex(4);
@@ -387,14 +382,7 @@ fn run_containers(image: &str, dir: &Path, tag: &str) {
     // A 64-digit id, as containerd's clients make them: the tracer recognises the cgroup path.
     let target = Ctr::run(random_hex(32), &labels, BUSYBOX, &["sleep", "1000"]);
     let pid = target.pid();
-    let cgroup_id = {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-        let root = cgroup::cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
-        let dir = root.join(NAMESPACE).join(&target.id);
-        fs::metadata(&dir)
-            .unwrap_or_else(|e| panic!("stat {}: {e}", dir.display()))
-            .ino()
-    };
+    let cgroup_id = common::inode(&cgroup_root().join(NAMESPACE).join(&target.id));
     let keep = move |v: &Value| v["target"]["pid"] == pid || v["pid"] == pid;
 
     target.kill("SIGTERM");

@@ -11,6 +11,7 @@
 
 pub mod guest;
 
+use crate::status_ok as run;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -521,13 +522,11 @@ const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Builds the release tracer and this xtask, statically linked against glibc (the musl target
 /// is not needed). Returns their paths.
 fn build_static(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let path = std::env::var("PATH").unwrap_or_default();
     run(Command::new("cargo")
         .args(["build", "--release", "--target", HOST_TARGET])
         .args(["--package", "signal-trace", "--package", "xtask"])
         .current_dir(root)
-        .env("PATH", format!("{home}/.cargo/bin:{path}"))
+        .env("PATH", crate::cargo_bin_path())
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env(
@@ -687,15 +686,6 @@ impl<W: Write> Cpio<W> {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {shown}"))?;
-    ensure!(status.success(), "{shown} failed: {status}");
-    Ok(())
-}
 
 fn capture(cmd: &mut Command) -> anyhow::Result<String> {
     let shown = format!("{cmd:?}");

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -58,9 +57,7 @@ pub fn cgroup_root() -> PathBuf {
 
 /// Fails the test unless it runs as root against a containerd that answers.
 pub fn require_containerd() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the runtime tests drive containerd and need root");
+    super::require_root();
     let client = Containerd::new(DEFAULT_SOCKET, DEFAULT_TIMEOUT).expect("start client");
     if let Err(err) = client.list(None) {
         panic!("{err}; start it with scripts/containerd-up.sh");
@@ -141,7 +138,7 @@ impl TestContainer {
 
     /// The container's cgroup id: the inode of its cgroup v2 directory.
     pub fn cgroup_id(&self) -> u64 {
-        fs::metadata(&self.dir).expect("stat cgroup dir").ino()
+        super::inode(&self.dir)
     }
 
     /// Kills and deletes the container and removes its (empty) cgroup directories.
@@ -177,18 +174,40 @@ impl Drop for TestContainer {
 }
 
 impl TestContainer {
+    /// The container's task as `ctr task ls` lists it: its host pid and status ("RUNNING",
+    /// "STOPPED"…), or `None` without a task.
+    pub fn task(&self) -> Option<(i32, String)> {
+        let out = ctr(&["task", "ls"]);
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&self.id.as_str())).then(|| {
+                (
+                    f.get(1).and_then(|p| p.parse().ok()).unwrap_or(0),
+                    f.get(2).copied().unwrap_or_default().to_owned(),
+                )
+            })
+        })
+    }
+
     /// The host pid of the container's init (`ctr task ls`).
     pub fn pid(&self) -> i32 {
-        let out = ctr(&["task", "ls"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f.first() == Some(&self.id.as_str()))
-                    .then(|| f.get(1)?.parse().ok())
-                    .flatten()
-            })
+        self.task()
+            .map(|(pid, _)| pid)
+            .filter(|&pid| pid > 0)
             .unwrap_or_else(|| panic!("no task for container {}", self.id))
+    }
+
+    /// Waits until this container's task has stopped or is gone; false on timeout.
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.task() {
+                Some((_, status)) if status != "STOPPED" => {}
+                _ => return true,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Runs a command inside the running container.

@@ -187,32 +187,10 @@ pub fn spawn(setup: Setup) -> Proc {
     proc::spawn(setup).expect("fork a child that gets ready")
 }
 
-/// Forks a child that drops to uid/gid 65534, sends `sig` to `target` and exits with the errno
-/// kill(2) returned (0 on success).
+/// Forks a child that drops to uid/gid 65534, sends `sig` to `target` and returns the errno
+/// kill(2) gave it (0 on success); see [`proc::unprivileged_kill`].
 pub fn unprivileged_kill(target: i32, sig: i32) -> i32 {
-    // SAFETY: the child only calls setgroups/setgid/setuid/kill/_exit (async-signal-safe
-    // syscalls); the errno is read through its async-signal-safe location.
-    unsafe {
-        let pid = libc::fork();
-        assert!(pid >= 0);
-        if pid == 0 {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(65534) != 0
-                || libc::setuid(65534) != 0
-            {
-                libc::_exit(100);
-            }
-            let rc = libc::kill(target, sig);
-            libc::_exit(if rc == 0 {
-                0
-            } else {
-                *libc::__errno_location()
-            });
-        }
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0);
-        libc::WEXITSTATUS(status)
-    }
+    proc::unprivileged_kill(target, sig).expect("an unprivileged child sends a signal")
 }
 
 pub fn kill(pid: i32, sig: i32) {

@@ -93,3 +93,38 @@ pub fn spawn(setup: Setup) -> io::Result<Proc> {
         Ok(proc)
     }
 }
+
+/// Forks a child that drops to uid/gid 65534, sends `sig` to `target` and exits with the errno
+/// kill(2) returned; returns that errno (0 on success).
+pub fn unprivileged_kill(target: i32, sig: i32) -> io::Result<i32> {
+    // SAFETY: the child only calls setgroups/setgid/setuid/kill/_exit (async-signal-safe
+    // syscalls); the errno is read through its async-signal-safe location.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                libc::_exit(100);
+            }
+            let rc = libc::kill(target, sig);
+            libc::_exit(if rc == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            });
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) == 100 {
+            return Err(io::Error::other(format!(
+                "the unprivileged child could not drop to uid 65534 (wait status {status:#x})"
+            )));
+        }
+        Ok(libc::WEXITSTATUS(status))
+    }
+}

@@ -859,40 +859,6 @@ fn flood(sig: i32, count: u32) -> anyhow::Result<Proc> {
     }
 }
 
-/// Forks a child that drops to uid/gid 65534, sends `sig` to `target` and exits with the errno
-/// kill(2) returned (0 on success).
-fn unprivileged_kill(target: i32, sig: i32) -> anyhow::Result<i32> {
-    // SAFETY: the child only calls setgroups/setgid/setuid/kill/_exit (async-signal-safe
-    // syscalls); the errno is read through its async-signal-safe location.
-    unsafe {
-        let pid = libc::fork();
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error()).context("fork failed");
-        }
-        if pid == 0 {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(65534) != 0
-                || libc::setuid(65534) != 0
-            {
-                libc::_exit(100);
-            }
-            let rc = libc::kill(target, sig);
-            libc::_exit(if rc == 0 {
-                0
-            } else {
-                *libc::__errno_location()
-            });
-        }
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0);
-        ensure!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 100,
-            "the unprivileged child could not drop to uid 65534 (wait status {status:#x})"
-        );
-        Ok(libc::WEXITSTATUS(status))
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // BPF program bookkeeping.
 
@@ -903,4 +869,4 @@ mod bpf;
 #[path = "../../../signal-trace/tests/common/proc.rs"]
 mod proc;
 use bpf::{bpf_prog_exists, bpf_prog_ids_of};
-use proc::{noop_handler, spawn, Proc, Setup};
+use proc::{noop_handler, spawn, unprivileged_kill, Proc, Setup};
