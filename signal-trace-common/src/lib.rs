@@ -230,11 +230,8 @@ pub struct FilterConfig {
     /// This architecture's numbers of kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo
     /// and pidfd_send_signal, in `SYSCALL_*` order (index = SYSCALL_* - 1).
     pub syscall_nrs: [u32; 6],
-    /// Explicit padding; always 0.
-    pub _pad: u32,
-    pub _pad2: u32,
 }
-const _: () = assert!(core::mem::size_of::<FilterConfig>() == 56);
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 48);
 
 /// Per-send state kept between a signal syscall's entry and its exit.
 #[repr(C)]

@@ -91,8 +91,6 @@ static FILTER: Global<FilterConfig> = Global::new(FilterConfig {
     signal_mask: 0,
     wakeup_bytes: 0,
     syscall_nrs: [0; 6],
-    _pad: 0,
-    _pad2: 0,
 });
 
 /// The events. Its size is set by userspace at load time (`--ring-size`).
@@ -310,17 +308,18 @@ fn cgroup_sides(id: u64) -> u32 {
 /// levels above its containers' processes (kubepods/<qos>/pod<uid>/<container>/...).
 const CGROUP_DEPTH: u32 = 8;
 
-/// The filter sides of a cgroup and its ancestors (kernfs_node.parent chain), so that a
-/// selected pod or container cgroup also selects cgroups created below it later. Without BTF
-/// (`kn == 0`) only the exact id is known.
+/// The filter sides of cgroup `id` (whose kernfs node is `kn`) and its ancestors
+/// (kernfs_node.parent chain), so that a selected pod or container cgroup also selects cgroups
+/// created below it later. Without its node (`kn == 0`: no BTF) only the exact id is known.
 #[inline(always)]
 fn cgroup_chain_sides(o: &KernelOffsets, kn: u64, id: u64) -> u32 {
-    if kn == 0 {
-        return cgroup_sides(id);
-    }
-    let mut sides = 0;
-    let mut node = kn;
-    for _ in 0..CGROUP_DEPTH {
+    let mut sides = cgroup_sides(id);
+    let mut node = if kn == 0 {
+        0
+    } else {
+        read(kn, o.kernfs_node_parent)
+    };
+    for _ in 1..CGROUP_DEPTH {
         if node == 0 {
             break;
         }
@@ -339,6 +338,16 @@ fn task_cgroup_kn(o: &KernelOffsets, task: u64) -> u64 {
     let cgroups: u64 = read(task, o.task_cgroups);
     let cgrp: u64 = read(cgroups, o.css_set_dfl_cgrp);
     read(cgrp, o.cgroup_kn)
+}
+
+/// The kernfs node of the current task's cgroup when a cgroup filter needs it, else 0 (for the
+/// programs that identify the current task through its helpers).
+#[inline(always)]
+fn current_cgroup_kn(cfg: &FilterConfig, o: &KernelOffsets) -> u64 {
+    if cfg.flags & CGROUP_FILTERS == 0 {
+        return 0;
+    }
+    task_cgroup_kn(o, unsafe { bpf_get_current_task() })
 }
 
 #[inline(always)]
@@ -376,15 +385,15 @@ const CGROUP_FILTERS: u32 = FILTER_CGROUP_EITHER | FILTER_CGROUP_TARGET | FILTER
 const SIDE_FILTERS: u32 = PID_FILTERS | CGROUP_FILTERS | FILTER_COMM;
 
 /// The side filters (pid, cgroup, comm) for one signal between `sender` and `target`;
-/// `sender_task` and `target_task` are their task_structs where known (0 if not), for the
-/// cgroup ancestry.
+/// `sender_kn` and `target_kn` are the kernfs nodes of their cgroups where known (0 if not),
+/// for the cgroup ancestry.
 #[inline(always)]
 fn sides_filter(
     cfg: &FilterConfig,
     sender: &Task,
     target: &Task,
-    sender_task: u64,
-    target_task: u64,
+    sender_kn: u64,
+    target_kn: u64,
 ) -> bool {
     if cfg.flags & PID_FILTERS != 0 {
         let t = pid_sides(target.tgid, target.tid);
@@ -402,8 +411,8 @@ fn sides_filter(
     }
     if cfg.flags & CGROUP_FILTERS != 0 {
         let o = OFFSETS.load();
-        let t = cgroup_chain_sides(&o, task_cgroup_kn(&o, target_task), target.cgroup_id);
-        let s = cgroup_chain_sides(&o, task_cgroup_kn(&o, sender_task), sender.cgroup_id);
+        let t = cgroup_chain_sides(&o, target_kn, target.cgroup_id);
+        let s = cgroup_chain_sides(&o, sender_kn, sender.cgroup_id);
         if !sides_pass(
             cfg.flags,
             FILTER_CGROUP_EITHER,
@@ -449,23 +458,31 @@ fn current_task() -> Task {
 /// bpf_get_current_task_btf() returns (one helper call in place of four); otherwise through
 /// the dedicated helpers. Reads what those helpers read: task.{pid,tgid,comm},
 /// task->cred->uid (current_uid()), task->cgroups->dfl_cgrp->kn->id (the cgroup v2 id).
+/// Also returns the cgroup's kernfs node where known (with typed loads, or when `task` is
+/// given), for the cgroup filters.
 #[inline(always)]
-fn current_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
+fn current_identity<M: Mem>(o: &KernelOffsets, task: u64) -> (Task, u64) {
     if !M::TYPED {
-        return current_task();
+        let kn = if task == 0 {
+            0
+        } else {
+            task_cgroup_kn(o, task)
+        };
+        return (current_task(), kn);
     }
     let cred: u64 = M::read(task, o.task_cred);
     let cgroups: u64 = M::read(task, o.task_cgroups);
     let cgrp: u64 = M::read(cgroups, o.css_set_dfl_cgrp);
     let kn: u64 = M::read(cgrp, o.cgroup_kn);
-    Task {
+    let t = Task {
         tgid: M::read(task, o.task_tgid),
         tid: M::read(task, o.task_pid),
         ns_pid: 0,
         uid: M::read(cred, o.cred_uid),
         cgroup_id: M::read(kn, o.kernfs_node_id),
         comm: read_comm::<M>(task, o.task_comm),
-    }
+    };
+    (t, kn)
 }
 
 /// Identity of a task read through BTF offsets: the thread, its process, the process id in its
@@ -473,7 +490,7 @@ fn current_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
 /// Relies on: task_struct.{tgid,pid,group_leader,thread_pid,cgroups,comm} (include/linux/sched.h),
 /// struct pid.{level,numbers[]} (include/linux/pid.h), css_set.dfl_cgrp, cgroup.kn, kernfs_node.id.
 #[inline(always)]
-fn task_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
+fn task_identity<M: Mem>(o: &KernelOffsets, task: u64) -> (Task, u64) {
     // pid and tgid are adjacent in task_struct (pid_t pid; pid_t tgid;): one read for both.
     let (tid, tgid) = if !M::TYPED && o.task_tgid == o.task_pid + 4 {
         let both: u64 = M::read(task, o.task_pid);
@@ -499,14 +516,15 @@ fn task_identity<M: Mem>(o: &KernelOffsets, task: u64) -> Task {
     let cgroups: u64 = M::read(task, o.task_cgroups);
     let cgrp: u64 = M::read(cgroups, o.css_set_dfl_cgrp);
     let kn: u64 = M::read(cgrp, o.cgroup_kn);
-    Task {
+    let t = Task {
         tgid,
         tid,
         ns_pid,
         uid: 0,
         cgroup_id: M::read(kn, o.kernfs_node_id),
         comm: read_comm::<M>(leader, o.task_comm),
-    }
+    };
+    (t, kn)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -551,9 +569,9 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
     } else {
         0
     };
-    let sender = current_identity::<M>(&o, current);
-    let target = task_identity::<M>(&o, task);
-    if !sides_filter(&cfg, &sender, &target, current, task) {
+    let (sender, sender_kn) = current_identity::<M>(&o, current);
+    let (target, target_kn) = task_identity::<M>(&o, task);
+    if !sides_filter(&cfg, &sender, &target, sender_kn, target_kn) {
         return 0;
     }
 
@@ -715,7 +733,7 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
         return 0;
     }
     let task = M::current_task();
-    let mut receiver = task_identity::<M>(&o, task);
+    let (mut receiver, receiver_kn) = task_identity::<M>(&o, task);
     receiver.uid = if M::TYPED {
         M::read(M::read::<u64>(task, o.task_cred), o.cred_uid)
     } else {
@@ -733,7 +751,7 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
             tid: si_pid as u32,
             ..NO_TASK
         };
-        if !sides_filter(&cfg, &sender, &receiver, 0, task) {
+        if !sides_filter(&cfg, &sender, &receiver, 0, receiver_kn) {
             return 0;
         }
     }
@@ -838,7 +856,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     if sig != 0 && !signal_passes(&cfg, sig) {
         return 0;
     }
-    let process = task_identity::<Probe>(&o, task);
+    let (process, kn) = task_identity::<Probe>(&o, task);
     // Only the target side of the filters applies: a process has no sender at exit.
     if cfg.flags & (FILTER_PID_EITHER | FILTER_PID_TARGET) != 0
         && pid_sides(process.tgid, process.tid) & (SIDE_EITHER | SIDE_TARGET) == 0
@@ -846,9 +864,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     if cfg.flags & (FILTER_CGROUP_EITHER | FILTER_CGROUP_TARGET) != 0
-        && cgroup_chain_sides(&o, task_cgroup_kn(&o, task), process.cgroup_id)
-            & (SIDE_EITHER | SIDE_TARGET)
-            == 0
+        && cgroup_chain_sides(&o, kn, process.cgroup_id) & (SIDE_EITHER | SIDE_TARGET) == 0
     {
         return 0;
     }
@@ -947,11 +963,12 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> i32 {
     // The victim's cgroup is not in the record: its side of a cgroup filter is decided in
     // userspace from the SIGKILL that follows.
     cfg_here.flags &= !(FILTER_CGROUP_TARGET | FILTER_CGROUP_EITHER);
+    let o = OFFSETS.load();
     if !sides_filter(
         &cfg_here,
         &trigger,
         &victim,
-        unsafe { bpf_get_current_task() },
+        current_cgroup_kn(&cfg_here, &o),
         0,
     ) {
         return 0;
@@ -988,21 +1005,21 @@ fn arg(ctx: &TracePointContext, n: usize) -> i64 {
     unsafe { ctx.read_at::<i64>(16 + 8 * n) }.unwrap_or(0)
 }
 
-/// The filters for a send from the current task: only its own side, its target's pid and the
-/// signal are known here; the target's cgroup and comm are left to userspace.
+/// The current task as the sender of a send, if the send passes the filters: only the
+/// sender's side, its target's pid and the signal are known here; the target's cgroup and comm
+/// are left to userspace.
 #[inline(always)]
-fn send_passes(
+fn sender_if_passes(
     cfg: &FilterConfig,
     syscall: u32,
     sig: u32,
     arg_pid: i32,
     arg_tid: i32,
-    sender: &Task,
-    sender_task: u64,
-) -> bool {
+) -> Option<Task> {
     if !signal_passes(cfg, sig) {
-        return false;
+        return None;
     }
+    let sender = current_task();
     let mut target = Task {
         tgid: arg_pid as u32,
         tid: if arg_tid != 0 {
@@ -1018,7 +1035,15 @@ fn send_passes(
         target = Task::default();
         cfg_here.flags &= !(FILTER_PID_TARGET | FILTER_PID_EITHER);
     }
-    sides_filter(&cfg_here, sender, &target, sender_task, 0)
+    let o = OFFSETS.load();
+    sides_filter(
+        &cfg_here,
+        &sender,
+        &target,
+        current_cgroup_kn(&cfg_here, &o),
+        0,
+    )
+    .then_some(sender)
 }
 
 #[inline(always)]
@@ -1082,15 +1107,13 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         return 0;
     };
-    send_returned(regs, ret, syscall)
+    send_returned(&o, &cfg, regs, ret, syscall)
 }
 
 /// A signal syscall failed with `ret`: sent as a record. `regs` holds its arguments
 /// (x86-64: di, si, dx).
 #[inline(always)]
-fn send_returned(regs: u64, ret: i64, syscall: u32) -> i32 {
-    let o = OFFSETS.load();
-    let cfg = FILTER.load();
+fn send_returned(o: &KernelOffsets, cfg: &FilterConfig, regs: u64, ret: i64, syscall: u32) -> i32 {
     let a0 = read::<u64>(regs, o.regs_di) as i32;
     let a1 = read::<u64>(regs, o.regs_si) as i32;
     let a2 = read::<u64>(regs, o.regs_dx) as i32;
@@ -1099,37 +1122,25 @@ fn send_returned(regs: u64, ret: i64, syscall: u32) -> i32 {
         SYSCALL_TGKILL | SYSCALL_RT_TGSIGQUEUEINFO => (a2 as u32, a0, a1),
         _ => (a1 as u32, a0, 0),
     };
-    let sender = current_task();
-    let sender_task = if cfg.flags & CGROUP_FILTERS != 0 {
-        unsafe { bpf_get_current_task() }
-    } else {
-        0
-    };
-    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender, sender_task) {
+    let Some(sender) = sender_if_passes(cfg, syscall, sig, arg_pid, arg_tid) else {
         return 0;
-    }
+    };
     let pending = PendingSend {
         syscall,
         signo: sig,
         arg_pid,
         arg_tid,
     };
-    emit_send_failed(&cfg, &pending, (-ret) as i32, sender);
+    emit_send_failed(cfg, &pending, (-ret) as i32, sender);
     0
 }
 
 #[inline(always)]
 fn remember_send(syscall: u32, sig: u32, arg_pid: i32, arg_tid: i32) -> i32 {
     let cfg = FILTER.load();
-    let sender = current_task();
-    let sender_task = if cfg.flags & CGROUP_FILTERS != 0 {
-        unsafe { bpf_get_current_task() }
-    } else {
-        0
-    };
-    if !send_passes(&cfg, syscall, sig, arg_pid, arg_tid, &sender, sender_task) {
+    let Some(sender) = sender_if_passes(&cfg, syscall, sig, arg_pid, arg_tid) else {
         return 0;
-    }
+    };
     let pending = PendingSend {
         syscall,
         signo: sig,

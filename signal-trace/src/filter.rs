@@ -53,8 +53,6 @@ pub fn kernel_filter(f: &Filters, wakeup_bytes: u64) -> KernelFilter {
         signal_mask: f.signal_mask(),
         wakeup_bytes,
         syscall_nrs: SIGNAL_SYSCALL_NRS,
-        _pad: 0,
-        _pad2: 0,
     };
     k
 }
