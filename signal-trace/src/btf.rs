@@ -88,6 +88,21 @@ pub fn kernel_offsets_from_file(path: &Path) -> Result<(KernelOffsets, Vec<u8>),
 
 /// Resolves the offsets of [`KernelOffsets`] in `btf`.
 pub fn kernel_offsets(btf: &KernelBtf<'_>) -> Result<KernelOffsets, BtfError> {
+    // A struct lookup scans the type section; the members of one struct, asked for one after
+    // another, share one scan.
+    let last = std::cell::Cell::new(None);
+    let strukt = |name: &'static str| -> Result<Type<'_>, BtfError> {
+        if let Some((n, t)) = last.get() {
+            if n == name {
+                return Ok(t);
+            }
+        }
+        let t = btf.strukt(name)?;
+        last.set(Some((name, t)));
+        Ok(t)
+    };
+    let member = |name: &'static str, path: &str| btf.offset(&strukt(name)?, name, path);
+    let size_of = |name: &'static str| Ok::<_, BtfError>(strukt(name)?.size_or_type);
     let task = btf.strukt("task_struct")?;
     let o = KernelOffsets {
         valid: 1,
@@ -103,35 +118,34 @@ pub fn kernel_offsets(btf: &KernelBtf<'_>) -> Result<KernelOffsets, BtfError> {
         task_thread_pid: btf.offset(&task, "task_struct", "thread_pid")?,
         task_cgroups: btf.offset(&task, "task_struct", "cgroups")?,
         task_exit_code: btf.offset(&task, "task_struct", "exit_code")?,
-        signal_flags: btf.member_offset("signal_struct", "flags")?,
-        signal_live: btf.member_offset("signal_struct", "live")?,
-        sighand_action: btf.member_offset("sighand_struct", "action")?,
-        k_sigaction_size: btf.size_of("k_sigaction")?,
-        sigaction_handler: btf.member_offset("k_sigaction", "sa.sa_handler")?,
-        sigaction_flags: btf.member_offset("k_sigaction", "sa.sa_flags")?,
-        pid_level: btf.member_offset("pid", "level")?,
-        pid_numbers: btf.member_offset("pid", "numbers")?,
-        upid_size: btf.size_of("upid")?,
-        upid_nr: btf.member_offset("upid", "nr")?,
-        css_set_dfl_cgrp: btf.member_offset("css_set", "dfl_cgrp")?,
-        cgroup_kn: btf.member_offset("cgroup", "kn")?,
-        kernfs_node_id: btf.member_offset("kernfs_node", "id")?,
-        kernfs_node_parent: btf
-            .member_offset("kernfs_node", "__parent")
-            .or_else(|_| btf.member_offset("kernfs_node", "parent"))?,
-        cgroup_root: btf.member_offset("cgroup", "root")?,
-        cgroup_root_hierarchy_id: btf.member_offset("cgroup_root", "hierarchy_id")?,
+        signal_flags: member("signal_struct", "flags")?,
+        signal_live: member("signal_struct", "live")?,
+        sighand_action: member("sighand_struct", "action")?,
+        k_sigaction_size: size_of("k_sigaction")?,
+        sigaction_handler: member("k_sigaction", "sa.sa_handler")?,
+        sigaction_flags: member("k_sigaction", "sa.sa_flags")?,
+        pid_level: member("pid", "level")?,
+        pid_numbers: member("pid", "numbers")?,
+        upid_size: size_of("upid")?,
+        upid_nr: member("upid", "nr")?,
+        css_set_dfl_cgrp: member("css_set", "dfl_cgrp")?,
+        cgroup_kn: member("cgroup", "kn")?,
+        kernfs_node_id: member("kernfs_node", "id")?,
+        kernfs_node_parent: member("kernfs_node", "__parent")
+            .or_else(|_| member("kernfs_node", "parent"))?,
+        cgroup_root: member("cgroup", "root")?,
+        cgroup_root_hierarchy_id: member("cgroup_root", "hierarchy_id")?,
         // x86-64 only; elsewhere the classic syscall tracepoints are used.
-        regs_orig_ax: btf.member_offset("pt_regs", "orig_ax").unwrap_or(0),
-        regs_di: btf.member_offset("pt_regs", "di").unwrap_or(0),
-        regs_si: btf.member_offset("pt_regs", "si").unwrap_or(0),
-        regs_dx: btf.member_offset("pt_regs", "dx").unwrap_or(0),
-        siginfo_errno: btf.member_offset("kernel_siginfo", "si_errno")?,
-        siginfo_code: btf.member_offset("kernel_siginfo", "si_code")?,
-        siginfo_pid: btf.member_offset("kernel_siginfo", "_sifields._kill._pid")?,
-        siginfo_uid: btf.member_offset("kernel_siginfo", "_sifields._kill._uid")?,
+        regs_orig_ax: member("pt_regs", "orig_ax").unwrap_or(0),
+        regs_di: member("pt_regs", "di").unwrap_or(0),
+        regs_si: member("pt_regs", "si").unwrap_or(0),
+        regs_dx: member("pt_regs", "dx").unwrap_or(0),
+        siginfo_errno: member("kernel_siginfo", "si_errno")?,
+        siginfo_code: member("kernel_siginfo", "si_code")?,
+        siginfo_pid: member("kernel_siginfo", "_sifields._kill._pid")?,
+        siginfo_uid: member("kernel_siginfo", "_sifields._kill._uid")?,
         task_cred: btf.offset(&task, "task_struct", "cred")?,
-        cred_uid: btf.member_offset("cred", "uid")?,
+        cred_uid: member("cred", "uid")?,
     };
     Ok(o)
 }
@@ -359,10 +373,12 @@ impl<'a> KernelBtf<'a> {
         Err(BtfError::NoStruct(name.into()))
     }
 
+    #[cfg(test)]
     fn size_of(&self, name: &str) -> Result<u32, BtfError> {
         Ok(self.strukt(name)?.size_or_type)
     }
 
+    #[cfg(test)]
     fn member_offset(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
         let s = self.strukt(strukt)?;
         self.offset(&s, strukt, path)
