@@ -253,27 +253,22 @@ impl Tracer {
             attached += 1;
             Ok(())
         };
-        if wants(EventKind::Generate) && mode == Mode::Full {
-            // The typed (BTF tracepoint) program reads the target without helper calls; where
-            // the kernel refuses it, the raw tracepoint reads the same through the helper.
-            match attach_btf_tracepoint(&mut ebpf, &kernel_btf, "signal_generate") {
-                Ok(()) => typed += 1,
-                Err(e) => {
-                    warnings.push(format!(
-                        "{e:#}; signal_generate falls back to the raw tracepoint (slower)"
-                    ));
-                    raw(&mut ebpf, "signal_generate_raw", "signal_generate")?;
-                }
+        // The typed (BTF tracepoint) programs read the target without helper calls; where the
+        // kernel refuses one, its raw tracepoint version reads the same through the helper.
+        for (kind, name) in [
+            (EventKind::Generate, "signal_generate"),
+            (EventKind::Deliver, "signal_deliver"),
+        ] {
+            if !wants(kind) || mode != Mode::Full {
+                continue;
             }
-        }
-        if wants(EventKind::Deliver) && mode == Mode::Full {
-            match attach_btf_tracepoint(&mut ebpf, &kernel_btf, "signal_deliver") {
+            match attach_btf_tracepoint(&mut ebpf, &kernel_btf, name) {
                 Ok(()) => typed += 1,
                 Err(e) => {
                     warnings.push(format!(
-                        "{e:#}; signal_deliver falls back to the raw tracepoint (slower)"
+                        "{e:#}; {name} falls back to the raw tracepoint (slower)"
                     ));
-                    raw(&mut ebpf, "signal_deliver_raw", "signal_deliver")?;
+                    raw(&mut ebpf, &format!("{name}_raw"), name)?;
                 }
             }
         }
