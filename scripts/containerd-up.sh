@@ -21,7 +21,7 @@ die() { log "$*"; exit 1; }
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-apt_install containerd runc busybox-static protobuf-compiler procps
+apt_install containerd runc busybox-static procps
 
 answering() { ctr --connect-timeout 1s version >/dev/null 2>&1; }
 
