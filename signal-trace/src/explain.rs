@@ -440,6 +440,23 @@ impl Proc {
         }
     }
 
+    /// Takes what a record says about the process: its comm, and what it knows of its PID
+    /// namespace, cgroup and container (kept when the record does not know them).
+    fn observe(
+        &mut self,
+        comm: Comm,
+        ns_pid: Option<u32>,
+        cgroup_id: Option<u64>,
+        container: &Option<Container>,
+    ) {
+        self.comm = comm;
+        self.ns_pid = ns_pid.or(self.ns_pid);
+        self.cgroup_id = cgroup_id.or(self.cgroup_id);
+        if container.is_some() {
+            self.container.clone_from(container);
+        }
+    }
+
     fn process_ref(&self) -> ProcessRef {
         ProcessRef {
             pid: self.pid,
@@ -619,10 +636,10 @@ impl Engine {
         if matches!(action, DefaultAction::Ignore | DefaultAction::Continue) {
             return;
         }
-        if matches!(g.result, Outcome::AlreadyPending | Outcome::Overflow) {
-            self.coalesce(g, pid);
-        }
         let ev = evidence_generate(g);
+        if matches!(g.result, Outcome::AlreadyPending | Outcome::Overflow) {
+            self.coalesce(g, pid, &ev);
+        }
         let sig = Sig {
             time: g.time,
             signal: g.signal.to_string(),
@@ -640,12 +657,12 @@ impl Engine {
             ev,
         };
         let p = self.proc_mut(pid, g.time);
-        p.comm = g.target.comm;
-        p.ns_pid = g.target.ns_pid.or(p.ns_pid);
-        p.cgroup_id = g.target.cgroup_id.or(p.cgroup_id);
-        if g.target.container.is_some() {
-            p.container.clone_from(&g.target.container);
-        }
+        p.observe(
+            g.target.comm,
+            g.target.ns_pid,
+            g.target.cgroup_id,
+            &g.target.container,
+        );
         if g.sender.pid != pid {
             p.remember(Received {
                 time: g.time,
@@ -687,12 +704,7 @@ impl Engine {
             return;
         }
         let p = self.proc_mut(pid, d.time);
-        p.comm = d.comm;
-        p.ns_pid = d.ns_pid.or(p.ns_pid);
-        p.cgroup_id = d.cgroup_id.or(p.cgroup_id);
-        if d.container.is_some() {
-            p.container.clone_from(&d.container);
-        }
+        p.observe(d.comm, d.ns_pid, d.cgroup_id, &d.container);
         let handled = d.handler.starts_with("0x")
             && p.term_handled.is_none()
             && p.term.as_ref().is_some_and(|t| t.signo == d.signo);
@@ -750,12 +762,7 @@ impl Engine {
             .procs
             .remove(&x.pid)
             .unwrap_or_else(|| Proc::new(x.pid));
-        p.comm = x.comm;
-        p.ns_pid = x.ns_pid.or(p.ns_pid);
-        p.cgroup_id = x.cgroup_id.or(p.cgroup_id);
-        if x.container.is_some() {
-            p.container.clone_from(&x.container);
-        }
+        p.observe(x.comm, x.ns_pid, x.cgroup_id, &x.container);
         p.last_seen = x.time;
         let ev = Evidence {
             time: x.time,
@@ -939,7 +946,7 @@ impl Engine {
         out.push(grace_finding(&p, &term, &kill, &also));
     }
 
-    fn coalesce(&mut self, g: &Generate, pid: u32) {
+    fn coalesce(&mut self, g: &Generate, pid: u32, ev: &Evidence) {
         if self.aggs.len() >= MAX_AGGS && !self.aggs.contains_key(&(pid, g.signo, g.result)) {
             // A flood of distinct targets: keep the newest.
             if let Some(k) = self
@@ -976,12 +983,11 @@ impl Engine {
         if !a.senders.contains(&sender) && a.senders.len() < MAX_LISTED {
             a.senders.push(sender);
         }
-        let ev = evidence_generate(g);
         if a.evidence.len() < MAX_EVIDENCE - 1 {
-            a.evidence.push(ev);
+            a.evidence.push(ev.clone());
         } else if let Some(last) = a.evidence.last_mut() {
             // Keep the first ones and the latest.
-            *last = ev;
+            last.clone_from(ev);
         }
     }
 
