@@ -1,5 +1,5 @@
 //! Builds the kernel programs (signal-trace-ebpf) with aya-build and places the object in
-//! OUT_DIR, where `tracer.rs` includes it.
+//! OUT_DIR, where `kernel/tracer.rs` includes it.
 //!
 //! When bpf-linker is not installed (or AYA_BUILD_SKIP=1), an empty object is written instead so
 //! that `cargo check`, clippy and the pure unit tests work without the eBPF toolchain; a binary

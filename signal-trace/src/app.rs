@@ -7,14 +7,14 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::ExplainArgs;
 use crate::config::{Config, Env};
+use crate::event::record::Record;
 use crate::explain::Engine;
 use crate::filter::record_matches;
-use crate::metrics::Metrics;
-use crate::output::Sink;
-use crate::privilege;
-use crate::record::Record;
-use crate::summary::Summarizer;
-use crate::tracer::{self, Consumer, Mode, Tracer};
+use crate::kernel::privilege;
+use crate::kernel::tracer::{self, Consumer, Mode, Tracer};
+use crate::sink::metrics::Metrics;
+use crate::sink::output::Sink;
+use crate::sink::summary::Summarizer;
 
 pub fn env() -> Env {
     Env {
@@ -121,7 +121,7 @@ pub fn replay(
 ) -> anyhow::Result<u64> {
     let mut sink = Sink::new(out, cfg.format, cfg.color);
     let mut summary = cfg.summary.map(|d| Summarizer::new(d.as_nanos() as u64));
-    let mut last = crate::record::Time(0);
+    let mut last = crate::event::record::Time(0);
     let mut bad = 0u64;
     let write = |r: io::Result<()>| -> anyhow::Result<bool> {
         match r {

@@ -30,7 +30,7 @@ pub enum Command {
     /// evidence and remedies.
     Explain(ExplainArgs),
     /// Show the signal dispositions of live processes (no BPF needed).
-    Inspect(crate::inspect::InspectArgs),
+    Inspect(InspectArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -144,7 +144,7 @@ pub struct TraceArgs {
     #[arg(
         long,
         value_name = "PATH",
-        default_value = crate::runtime::DEFAULT_SOCKET
+        default_value = crate::workload::containerd::DEFAULT_SOCKET
     )]
     pub containerd_socket: PathBuf,
 
@@ -171,4 +171,26 @@ pub struct TraceArgs {
     /// Colors in text output.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorArg,
+}
+
+/// Arguments of `signal-trace inspect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectArgs {
+    /// The process to inspect.
+    #[arg(
+        value_name = "PID",
+        required_unless_present_any = ["container", "pod"],
+        conflicts_with_all = ["container", "pod"]
+    )]
+    pub pid: Option<u32>,
+    /// Inspect every process of the container whose id starts with this prefix.
+    #[arg(long, value_name = "ID", conflicts_with = "pod")]
+    pub container: Option<String>,
+    /// Inspect every process of this pod: its name (looked up in containerd's Kubernetes
+    /// labels), or its uid or a prefix of it (from the cgroup paths).
+    #[arg(long, value_name = "NAME|UID")]
+    pub pod: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FormatArg,
 }

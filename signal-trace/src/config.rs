@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{ColorArg, FormatArg, SideArg, TraceArgs};
-use crate::containers::Selector;
-use crate::names::{parse_result, parse_signal, NSIG};
+use crate::event::names::{parse_result, parse_signal, NSIG};
+use crate::workload::containers::Selector;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -122,7 +122,7 @@ pub struct Config {
     pub metrics_pod_labels: bool,
 }
 
-/// Parses a metrics address: "host:port", "[v6]:port", or a bare port for 127.0.0.1.
+/// Parses a metrics address: "host:port", "\[v6\]:port", or a bare port for 127.0.0.1.
 pub fn parse_metrics_addr(s: &str) -> Option<std::net::SocketAddr> {
     let s = s.trim();
     if let Ok(port) = s.parse::<u16>() {

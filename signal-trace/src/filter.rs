@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use signal_trace_common::*;
 
 use crate::config::{Filters, Side};
-use crate::record::{Comm, Record};
+use crate::event::record::{Comm, Record};
 
 /// Everything the programs need to filter in the kernel: the global config and the contents of
 /// the PID_FILTER and COMM_FILTER maps.
@@ -251,7 +251,7 @@ mod tests {
             signals: BTreeSet::from([15]),
             results: BTreeSet::from([1, 2]),
             comms: BTreeSet::from(["sleep".to_string()]),
-            containers: vec![crate::containers::Selector::Pod("web-0".into())],
+            containers: vec![crate::workload::containers::Selector::Pod("web-0".into())],
             container_side: Side::Target,
         };
         let k = kernel_filter(&f, 0);

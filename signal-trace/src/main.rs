@@ -4,8 +4,8 @@ use clap::Parser;
 use signal_trace::app;
 use signal_trace::cli::{Cli, Command};
 use signal_trace::config::{Config, ConfigError};
-use signal_trace::privilege::PrivilegeError;
-use signal_trace::tracer::Consumer;
+use signal_trace::kernel::privilege::PrivilegeError;
+use signal_trace::kernel::tracer::Consumer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -16,7 +16,7 @@ mod btf_kernel;
 
 use btf_kernel::{little_kernel, Input, HEADER_LEN, TYPE_LEN};
 use libfuzzer_sys::fuzz_target;
-use signal_trace::btf::{kernel_offsets, BtfError, KernelBtf, MalformedBtf};
+use signal_trace::kernel::btf::{kernel_offsets, BtfError, KernelBtf, MalformedBtf};
 use signal_trace_common::KernelOffsets;
 
 /// The most damages applied to one little kernel.

@@ -6,7 +6,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use signal_trace::cgroup::{
+use signal_trace::workload::cgroup::{
     cgroup2_mount, container_from_proc_cgroup, parse_cgroup_path, ContainerRef,
 };
 

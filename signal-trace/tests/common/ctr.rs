@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use signal_trace::cgroup;
-use signal_trace::runtime::{Containerd, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
+use signal_trace::workload::cgroup;
+use signal_trace::workload::containerd::{Containerd, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
 
 pub const IMAGE: &str = "localhost/signal-trace/busybox:latest";
 pub const NAMESPACE: &str = "default";

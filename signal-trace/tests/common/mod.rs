@@ -264,7 +264,7 @@ pub struct Cgroup2 {
 impl Cgroup2 {
     pub fn new() -> Cgroup2 {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        if let Some(root) = signal_trace::cgroup::cgroup2_mount(&mountinfo) {
+        if let Some(root) = signal_trace::workload::cgroup::cgroup2_mount(&mountinfo) {
             return Cgroup2 {
                 root,
                 mounted: false,

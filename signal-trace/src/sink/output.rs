@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::config::Format;
-use crate::names::sa_flags_names;
-use crate::record::*;
+use crate::event::names::sa_flags_names;
+use crate::event::record::*;
 
 /// Buffered record writer. The caller flushes (the trace loop does so at least every 100 ms).
 /// The buffer holds whole lines only and goes out in one `write_all`, so an output that fails
@@ -126,21 +126,9 @@ impl Item for Record {
     }
 }
 
-impl Item for crate::explain::Finding {
+impl Item for crate::sink::summary::Summary {
     fn text(&self, out: &mut String, _color: bool) {
-        out.push_str(&crate::explain::render_text(self));
-    }
-}
-
-impl Item for crate::explain::Timeline {
-    fn text(&self, out: &mut String, _color: bool) {
-        out.push_str(&crate::explain::render_timeline(self));
-    }
-}
-
-impl Item for crate::summary::Summary {
-    fn text(&self, out: &mut String, _color: bool) {
-        out.push_str(&crate::summary::render_text(self));
+        out.push_str(&crate::sink::summary::render_text(self));
     }
 }
 
@@ -156,13 +144,6 @@ fn paint(out: &mut String, color: bool, style: &str, text: &str) {
     } else {
         out.push_str(text);
     }
-}
-
-/// "HH:MM:SS.micros" (UTC) of a time.
-pub(crate) fn clock(t: Time) -> String {
-    let s = t.to_string();
-    // RFC 3339: 2026-11-26T13:20:38.123456789Z
-    s.get(11..26).map(str::to_owned).unwrap_or(s)
 }
 
 fn who(comm: &Comm, pid: Option<u32>, tid: u32) -> String {
@@ -197,7 +178,7 @@ fn latency(ns: u64) -> String {
 /// One human line for a record (no newline). Columns: time, event, sender → target, signal,
 /// code, outcome and details.
 pub fn text_line(out: &mut String, r: &Record, color: bool) {
-    let _ = write!(out, "{}  ", clock(r.time()));
+    let _ = write!(out, "{}  ", r.time().clock());
     match r {
         Record::Generate(g) => {
             let mut target = who(&g.target.comm, g.target.pid, g.target.tid);

@@ -2,8 +2,8 @@
 
 use signal_trace_common::{FLAG_BLOCKED, FLAG_KTHREAD};
 
-use crate::names::{kernel_ignores_by_default, SIGKILL, SIGSTOP};
-use crate::record::IgnoreReason;
+use crate::event::names::{kernel_ignores_by_default, SIGKILL, SIGSTOP};
+use crate::event::record::IgnoreReason;
 
 /// `signal_struct.flags` bits (include/linux/sched/signal.h).
 pub const SIGNAL_GROUP_EXIT: u32 = 0x04;

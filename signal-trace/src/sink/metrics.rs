@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::record::{Container, Record};
+use crate::event::record::{Container, Record};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -140,7 +140,7 @@ impl Metrics {
             signal: if signo == 0 && matches!(r, Record::Exit(_)) {
                 String::new()
             } else {
-                crate::names::signal_name(signo).into_owned()
+                crate::event::names::signal_name(signo).into_owned()
             },
             result: match r {
                 Record::Generate(g) => g.result.as_str().into(),

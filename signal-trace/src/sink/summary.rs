@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Comm, Record, Time};
+use crate::event::record::{Comm, Record, Time};
 
 /// One aggregated row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ impl Summarizer {
                 Some(d.comm),
                 Some(d.signal.to_string()),
                 Some(
-                    crate::names::disposition(match d.handler.as_ref() {
+                    crate::event::names::disposition(match d.handler.as_ref() {
                         "default" => 0,
                         "ignore" => 1,
                         _ => 2,
@@ -253,7 +253,7 @@ mod tests {
     use super::*;
 
     fn gen(t: u64, sig: &str, sender: u32, target: u32, result: &str) -> Record {
-        let signo = crate::names::parse_signal(sig).unwrap();
+        let signo = crate::event::names::parse_signal(sig).unwrap();
         serde_json::from_value(serde_json::json!({
             "event": "generate", "time": Time(t).to_string(), "signal": format!("SIG{sig}"), "signo": signo,
             "code": "SI_KERNEL", "si_code": 128, "errno": 0, "group": true, "result": result,

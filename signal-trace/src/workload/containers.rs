@@ -2,8 +2,8 @@
 //!
 //! Signals carry cgroup v2 ids (the inode numbers of cgroup directories). [`ContainerCache`]
 //! maps them to [`Container`] records: the cgroup path (found by scanning the cgroup2 mount)
-//! gives the container id and the runtime's name for it ([`crate::cgroup::parse_cgroup_path`]);
-//! the runtime ([`crate::runtime`]) adds the Kubernetes pod, namespace and container name from
+//! gives the container id and the runtime's name for it ([`crate::workload::cgroup::parse_cgroup_path`]);
+//! the runtime ([`crate::workload::containerd`]) adds the Kubernetes pod, namespace and container name from
 //! its labels.
 //!
 //! - A cgroup seen for the first time is resolved on the spot: the cgroup tree is rescanned and
@@ -32,9 +32,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cgroup::{self, ContainerRef, Runtime};
-use crate::record::Container;
-use crate::runtime::{ContainerSource, RuntimeContainer};
+use crate::event::record::Container;
+use crate::workload::cgroup::{self, ContainerRef, Runtime};
+use crate::workload::containerd::{ContainerSource, RuntimeContainer};
 
 /// Label with the Kubernetes pod name (set by the CRI plugin).
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
@@ -484,7 +484,7 @@ impl ContainerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::RuntimeError;
+    use crate::workload::containerd::RuntimeError;
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 

@@ -21,6 +21,12 @@ impl Time {
     pub fn since(self, earlier: Time) -> u64 {
         self.0.saturating_sub(earlier.0)
     }
+    /// "HH:MM:SS.micros" (UTC), as text output shows a time.
+    pub fn clock(self) -> String {
+        let s = self.to_string();
+        // RFC 3339: 2026-11-26T13:20:38.123456789Z
+        s.get(11..26).map(str::to_owned).unwrap_or(s)
+    }
 }
 
 impl fmt::Display for Time {
@@ -119,7 +125,7 @@ impl Outcome {
         })
     }
     pub fn as_str(self) -> &'static str {
-        crate::names::result_name(self as u32)
+        crate::event::names::result_name(self as u32)
     }
 }
 

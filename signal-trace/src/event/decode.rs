@@ -4,9 +4,9 @@ use std::borrow::Cow;
 
 use signal_trace_common::{self as wire, Event};
 
-use crate::diagnose::ignore_reason;
-use crate::names::{errno_name, handler_text, si_code_name, signal_name, syscall_name};
-use crate::record::*;
+use crate::event::names::{errno_name, handler_text, si_code_name, signal_name, syscall_name};
+use crate::event::reason::ignore_reason;
+use crate::event::record::*;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {

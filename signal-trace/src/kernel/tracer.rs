@@ -14,19 +14,19 @@ use signal_trace_common::{ClassicOffsets, KernelOffsets, KIND_COUNT};
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
-use crate::cgroup;
 use crate::config::{Config, EventKind, Side};
-use crate::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
-use crate::decode::{decode, parse_event, Clock};
-use crate::enrich::Correlator;
+use crate::event::decode::{decode, parse_event, Clock};
+use crate::event::enrich::Correlator;
+use crate::event::record::{Lost, LostByKind, Record};
 use crate::explain::Engine;
 use crate::filter::{kernel_filter, side_bits, userspace_keeps};
-use crate::metrics::{Metrics, Server};
-use crate::output::Sink;
-use crate::record::{Lost, LostByKind, Record};
-use crate::runtime::{self, Containerd};
-use crate::summary::Summarizer;
+use crate::kernel::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
+use crate::sink::metrics::{Metrics, Server};
+use crate::sink::output::Sink;
+use crate::sink::summary::Summarizer;
+use crate::workload::cgroup;
+use crate::workload::containerd::{self as runtime, Containerd};
+use crate::workload::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
 
 /// The compiled kernel programs (built by build.rs with aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/signal-trace"));
@@ -493,7 +493,7 @@ impl<W: Write> Loop<W> {
         }
         if let Consumer::Explain { engine, .. } = &mut self.consumer {
             let now = self.clock.wall(monotonic_ns());
-            let behind = crate::record::Time(now.0.saturating_sub(2_000_000_000));
+            let behind = crate::event::record::Time(now.0.saturating_sub(2_000_000_000));
             for f in engine.advance(behind) {
                 self.sink.write(&f)?;
             }
@@ -581,7 +581,7 @@ pub fn open_output(cfg: &Config) -> anyhow::Result<Box<dyn Write + Send>> {
                 .mode(0o640)
                 .open(path)
                 .with_context(|| format!("cannot open output file {}", path.display()))?;
-            let out = crate::output::FileOut::new(f)
+            let out = crate::sink::output::FileOut::new(f)
                 .with_context(|| format!("cannot use output file {}", path.display()))?;
             Ok(Box::new(out))
         }
@@ -610,7 +610,7 @@ struct ContainerFilter {
 }
 
 impl ContainerFilter {
-    fn selects(&self, c: Option<&crate::record::Container>) -> bool {
+    fn selects(&self, c: Option<&crate::event::record::Container>) -> bool {
         c.is_some_and(|c| self.selectors.iter().all(|s| s.matches(c)))
     }
 
@@ -741,7 +741,7 @@ impl Containers {
         self.cache.failures()
     }
 
-    fn lookup(&mut self, id: Option<u64>) -> Option<crate::record::Container> {
+    fn lookup(&mut self, id: Option<u64>) -> Option<crate::event::record::Container> {
         id.filter(|&i| i != 0).and_then(|i| self.cache.resolve(i))
     }
 

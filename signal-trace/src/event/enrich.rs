@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::names::{default_action, DefaultAction};
-use crate::record::{KilledBy, Outcome, Record, Time};
+use crate::event::names::{default_action, DefaultAction};
+use crate::event::record::{KilledBy, Outcome, Record, Time};
 
 /// Pending generations older than this are forgotten (signals consumed by sigwaitinfo or
 /// signalfd are never "delivered" through get_signal).
@@ -17,7 +17,7 @@ const MAX_QUEUE: usize = 256;
 #[derive(Debug, Clone)]
 struct LastSignal {
     pid: u32,
-    comm: crate::record::Comm,
+    comm: crate::event::record::Comm,
     signo: u32,
     signal: std::borrow::Cow<'static, str>,
     code: std::borrow::Cow<'static, str>,
@@ -139,13 +139,13 @@ impl Correlator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::*;
+    use crate::event::record::*;
     use std::borrow::Cow;
 
     fn generate(t: u64, sig: u32, pid: u32, tid: u32, group: bool, result: Outcome) -> Record {
         Record::Generate(Generate {
             time: Time(t),
-            signal: crate::names::signal_name(sig),
+            signal: crate::event::names::signal_name(sig),
             signo: sig,
             code: Cow::Borrowed("SI_USER"),
             si_code: 0,
@@ -172,7 +172,7 @@ mod tests {
     fn deliver(t: u64, sig: u32, pid: u32, tid: u32) -> Record {
         Record::Deliver(Deliver {
             time: Time(t),
-            signal: crate::names::signal_name(sig),
+            signal: crate::event::names::signal_name(sig),
             signo: sig,
             code: Cow::Borrowed("SI_USER"),
             si_code: 0,
@@ -197,8 +197,8 @@ mod tests {
             comm: Comm::new("app"),
             ns_pid: None,
             cgroup_id: None,
-            exit_code: crate::decode::shell_exit_code(status),
-            signal: (sig != 0).then(|| crate::names::signal_name(sig)),
+            exit_code: crate::event::decode::shell_exit_code(status),
+            signal: (sig != 0).then(|| crate::event::names::signal_name(sig)),
             signo: (sig != 0).then_some(sig),
             core_dumped: false,
             status,

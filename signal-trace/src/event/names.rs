@@ -68,7 +68,7 @@ pub const SIGRTMAX: u32 = 64;
 pub const NSIG: u32 = 64;
 
 /// The name of signal `sig`: "SIGTERM", "SIGRTMIN+3", "SIGRTMAX", "SIG32"; "0" for the null
-/// signal and "SIG<n>" for anything out of range.
+/// signal and "SIG`<n>`" for anything out of range.
 pub fn signal_name(sig: u32) -> Cow<'static, str> {
     match sig {
         0 => Cow::Borrowed("0"),
@@ -285,7 +285,7 @@ pub fn parse_result(s: &str) -> Option<u32> {
     (0..5).find(|&r| result_name(r) == s)
 }
 
-/// Names of the errnos a signal send can return; others as "E<n>".
+/// Names of the errnos a signal send can return; others as "E`<n>`".
 pub fn errno_name(errno: i32) -> Cow<'static, str> {
     let name = match errno {
         1 => "EPERM",

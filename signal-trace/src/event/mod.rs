@@ -1,0 +1,10 @@
+//! The event itself: the records signal-trace emits ([`record`]), how the kernel programs'
+//! wire structs become records ([`decode`]), the names of signals, si_codes and errnos
+//! ([`names`]), why the kernel ignored a signal ([`reason`]), and the joins over time that
+//! complete a record ([`enrich`]: a delivery's latency, the killer of a process).
+
+pub mod decode;
+pub mod enrich;
+pub mod names;
+pub mod reason;
+pub mod record;

@@ -1,0 +1,610 @@
+//! The engine: per-process state built from the stream, and the moments a finding is due.
+
+use super::*;
+
+/// The diagnosis engine. Feed it records in time order.
+#[derive(Debug, Default)]
+pub struct Engine {
+    pub(crate) procs: HashMap<u32, Proc>,
+    /// Exited processes awaiting their conclusions, by sequence number.
+    pub(crate) dead: BTreeMap<u64, Proc>,
+    pub(crate) next_seq: u64,
+    /// (when, what, which dead process).
+    pub(crate) dues: BTreeSet<(Time, Due, u64)>,
+    /// (target pid, signal number, result) -> merged or dropped signals.
+    pub(crate) aggs: HashMap<(u32, u32, Outcome), Agg>,
+    pub(crate) timelines: HashMap<TimelineKey, Timeline>,
+    /// Timeline keys, oldest first, for eviction.
+    pub(crate) timeline_order: VecDeque<TimelineKey>,
+    /// Processes a namespace init's exit took down: victim pid -> init's timeline key.
+    pub(crate) zapped: HashMap<u32, TimelineKey>,
+    pub(crate) now: Time,
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// Feeds one record (in time order); returns the findings that became certain with it.
+    pub fn push(&mut self, r: &Record) -> Vec<Finding> {
+        let mut out = Vec::new();
+        // Conclusions due before this record cannot depend on it.
+        self.flush(r.time(), &mut out);
+        self.now = self.now.max(r.time());
+        match r {
+            Record::Generate(g) => self.generate(g, &mut out),
+            Record::Deliver(d) => self.deliver(d),
+            Record::Exit(x) => self.exit(x, &mut out),
+            Record::Oom(o) => self.oom(o),
+            Record::Lost(l) => out.push(lost_finding(l)),
+            Record::SendFailed(_) => {}
+        }
+        self.bound(&mut out);
+        out
+    }
+
+    /// Concludes what is due by `now` without a new record: for a live trace that has gone
+    /// quiet. `now` must not be later than the next record's time will be (pass a time a little
+    /// behind the wall clock).
+    pub fn advance(&mut self, now: Time) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.flush(now, &mut out);
+        out
+    }
+
+    /// End of stream: concludes everything still pending.
+    pub fn finish(&mut self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.flush(Time(u64::MAX), &mut out);
+        // OOM victims whose exit was not seen.
+        let mut pids: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.oom.is_some() && !p.explained)
+            .map(|(&pid, _)| pid)
+            .collect();
+        pids.sort_unstable();
+        for pid in pids {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.explained = true;
+                out.push(oom_finding(p));
+            }
+        }
+        out
+    }
+
+    /// The shutdown timelines seen so far, one per process or container, oldest first.
+    pub fn timelines(&self) -> Vec<Timeline> {
+        self.timeline_order
+            .iter()
+            .filter_map(|k| self.timelines.get(k))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn proc_mut(&mut self, pid: u32, time: Time) -> &mut Proc {
+        let p = self.procs.entry(pid).or_insert_with(|| Proc::new(pid));
+        p.last_seen = p.last_seen.max(time);
+        p
+    }
+
+    pub(crate) fn generate(&mut self, g: &Generate, out: &mut Vec<Finding>) {
+        let Some(pid) = g.target.pid else {
+            // Without BTF only the thread is known: nothing to join on.
+            return;
+        };
+        let action = default_action(g.signo);
+        if matches!(action, DefaultAction::Ignore | DefaultAction::Continue) {
+            return;
+        }
+        let ev = evidence_generate(g);
+        if matches!(g.result, Outcome::AlreadyPending | Outcome::Overflow) {
+            self.coalesce(g, pid, &ev);
+        }
+        let sig = Sig {
+            time: g.time,
+            signal: g.signal.to_string(),
+            signo: g.signo,
+            code: g.code.to_string(),
+            si_code: g.si_code,
+            sender: Peer {
+                pid: g.sender.pid,
+                comm: g.sender.comm,
+            },
+            result: g.result,
+            reason: g.reason,
+            disposition: g.target.disposition,
+            blocked: g.target.blocked.unwrap_or(false),
+            ev,
+        };
+        let p = self.proc_mut(pid, g.time);
+        p.observe(
+            g.target.comm,
+            g.target.ns_pid,
+            g.target.cgroup_id,
+            &g.target.container,
+        );
+        if g.sender.pid != pid {
+            p.remember(Received {
+                time: g.time,
+                signo: g.signo,
+                si_code: g.si_code,
+            });
+        }
+        // A handled SIGHUP asks for a reload, not a stop.
+        let reload = g.signo == SIGHUP && sig.disposition == Some(Disposition::Handler);
+        let shutdown = is_shutdown_signal(g.signo);
+        if shutdown && !reload && p.term.is_none() {
+            p.term = Some(sig.clone());
+        }
+        if g.signo == SIGKILL && p.kill.is_none() {
+            p.kill = Some(sig.clone());
+        }
+        if g.result != Outcome::Ignored
+            && g.signo != SIGKILL
+            && sig.disposition != Some(Disposition::Handler)
+        {
+            p.fatal = Some(sig.clone());
+        }
+        let init_ignored = shutdown
+            && g.result == Outcome::Ignored
+            && g.reason == Some(IgnoreReason::PidNamespaceInit)
+            && matches!(g.target.ns_pid, Some(1) | None)
+            && !p.init_ignored_reported;
+        if init_ignored {
+            p.init_ignored_reported = true;
+            out.push(init_ignored_finding(p, &sig));
+        }
+        let p = p.clone();
+        self.timeline_signal(&p, g, &sig);
+    }
+
+    pub(crate) fn deliver(&mut self, d: &Deliver) {
+        let Some(pid) = d.pid else { return };
+        if !self.procs.contains_key(&pid) && d.container.is_none() {
+            return;
+        }
+        let p = self.proc_mut(pid, d.time);
+        p.observe(d.comm, d.ns_pid, d.cgroup_id, &d.container);
+        let handled = d.handler.starts_with("0x")
+            && p.term_handled.is_none()
+            && p.term.as_ref().is_some_and(|t| t.signo == d.signo);
+        if handled {
+            let ev = Evidence {
+                time: d.time,
+                event: "deliver".into(),
+                text: format!(
+                    "{} ran its {} handler {}{}",
+                    who(p.comm, p.pid, p.ns_pid),
+                    d.signal,
+                    d.handler,
+                    d.latency_ns
+                        .map(|l| format!(", {} after it was sent", duration(l)))
+                        .unwrap_or_default()
+                ),
+            };
+            p.term_handled = Some(ev.clone());
+            let p = p.clone();
+            self.add_step(&p, d.time, StepKind::Handled, ev.text);
+        }
+    }
+
+    pub(crate) fn oom(&mut self, o: &Oom) {
+        let ev = Evidence {
+            time: o.time,
+            event: "oom".into(),
+            text: format!(
+                "the OOM killer chose {} (pid {}) while {} (pid {}) was allocating",
+                o.comm
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "a process".into()),
+                o.pid,
+                o.trigger.comm,
+                o.trigger.pid
+            ),
+        };
+        let p = self.proc_mut(o.pid, o.time);
+        if let Some(c) = o.comm {
+            p.comm = c;
+        }
+        p.oom = Some(OomSeen {
+            trigger: Peer {
+                pid: o.trigger.pid,
+                comm: o.trigger.comm,
+            },
+            ev: ev.clone(),
+        });
+        let p = p.clone();
+        self.add_step(&p, o.time, StepKind::Signal, ev.text);
+    }
+
+    pub(crate) fn exit(&mut self, x: &Exit, out: &mut Vec<Finding>) {
+        let mut p = self
+            .procs
+            .remove(&x.pid)
+            .unwrap_or_else(|| Proc::new(x.pid));
+        p.observe(x.comm, x.ns_pid, x.cgroup_id, &x.container);
+        p.last_seen = x.time;
+        let ev = Evidence {
+            time: x.time,
+            event: "exit".into(),
+            text: format!("{} exited with {}", who(x.comm, x.pid, p.ns_pid), status(x)),
+        };
+        p.exit = Some(ExitSeen {
+            time: x.time,
+            exit_code: x.exit_code,
+            signo: x.signo,
+            signal: x.signal.as_ref().map(|s| s.to_string()),
+            core_dumped: x.core_dumped,
+            killed_by: x.killed_by.clone(),
+            ev: ev.clone(),
+        });
+        // Coalescing stops with the process.
+        let mut keys: Vec<_> = self.aggs.keys().filter(|k| k.0 == x.pid).copied().collect();
+        keys.sort_unstable_by_key(|k| (k.1, k.2 as u8));
+        for k in keys {
+            if let Some(a) = self.aggs.remove(&k) {
+                out.push(coalesced_finding(a));
+            }
+        }
+        self.add_step(&p, x.time, StepKind::Exit, ev.text.clone());
+
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if x.signo == Some(SIGKILL) && p.oom.is_some() {
+            p.explained = true;
+            out.push(oom_finding(&p));
+        }
+        if p.term.is_some() || p.is_ns_init() {
+            self.dues
+                .insert((later(x.time, SETTLE_NS), Due::Shutdown, seq));
+        }
+        match x.signo {
+            Some(SIGKILL) if !p.explained => {
+                self.dues
+                    .insert((later(x.time, 2 * SETTLE_NS), Due::Death, seq));
+            }
+            Some(signo) if !p.explained => {
+                if let Some(f) = death_finding(&p, signo) {
+                    out.push(f);
+                }
+                p.explained = true;
+            }
+            _ => {}
+        }
+        self.dues
+            .insert((later(x.time, 2 * SETTLE_NS), Due::Forget, seq));
+        self.dead.insert(seq, p);
+    }
+
+    /// Concludes everything due strictly before `now`.
+    pub(crate) fn flush(&mut self, now: Time, out: &mut Vec<Finding>) {
+        while let Some(&(due, what, seq)) = self.dues.first() {
+            if due >= now {
+                break;
+            }
+            self.dues.remove(&(due, what, seq));
+            self.conclude(what, seq, out);
+        }
+        if !self.aggs.is_empty() {
+            let mut quiet: Vec<_> = self
+                .aggs
+                .iter()
+                .filter(|(_, a)| later(a.last, COALESCE_QUIET_NS) < now)
+                .map(|(k, a)| (a.first, *k))
+                .collect();
+            quiet.sort_unstable_by_key(|(t, k)| (*t, k.0, k.1, k.2 as u8));
+            for (_, k) in quiet {
+                if let Some(a) = self.aggs.remove(&k) {
+                    out.push(coalesced_finding(a));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn conclude(&mut self, what: Due, seq: u64, out: &mut Vec<Finding>) {
+        match what {
+            Due::Shutdown => self.conclude_shutdown(seq, out),
+            Due::Death => {
+                let Some(p) = self.dead.get_mut(&seq) else {
+                    return;
+                };
+                if !p.explained {
+                    p.explained = true;
+                    let p = p.clone();
+                    let init = p.zapped_by().and_then(|i| self.find_proc(i));
+                    if let Some(f) = kill_death_finding(&p, init.as_ref()) {
+                        out.push(f);
+                    }
+                }
+            }
+            Due::Forget => {
+                self.dead.remove(&seq);
+            }
+        }
+    }
+
+    /// Looks a process up among the living, then the most recently exited.
+    pub(crate) fn find_proc(&self, pid: u32) -> Option<Proc> {
+        self.procs
+            .get(&pid)
+            .or_else(|| self.dead.values().rev().find(|p| p.pid == pid))
+            .cloned()
+    }
+
+    /// Exited processes of the same container or namespace as `p`, killed by SIGKILL at or
+    /// after `since`, in exit order. Returns their sequence numbers.
+    pub(crate) fn killed_members(&self, p: &Proc, since: Time) -> Vec<u64> {
+        let group = p.group();
+        let mut v: Vec<(Time, u32, u64)> = self
+            .dead
+            .iter()
+            .filter(|(_, q)| q.pid != p.pid && q.died_by(SIGKILL))
+            .filter(|(_, q)| {
+                q.zapped_by() == Some(p.pid) || (group.is_some() && q.group() == group)
+            })
+            .filter_map(|(&seq, q)| {
+                let t = q.exit.as_ref()?.time;
+                (t >= since).then_some((t, q.pid, seq))
+            })
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, _, s)| s).take(MAX_LISTED).collect()
+    }
+
+    /// Marks exited processes as accounted for by a finding; returns them.
+    pub(crate) fn mark_explained(&mut self, seqs: &[u64]) -> Vec<Proc> {
+        let mut v = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            if let Some(q) = self.dead.get_mut(s) {
+                q.explained = true;
+                v.push(q.clone());
+            }
+        }
+        v
+    }
+
+    pub(crate) fn conclude_shutdown(&mut self, seq: u64, out: &mut Vec<Finding>) {
+        let Some(p) = self.dead.get(&seq).cloned() else {
+            return;
+        };
+        let Some(term) = p.term.clone() else {
+            return;
+        };
+        // not_forwarded: the namespace init got SIGTERM; the others got nothing from it.
+        if p.is_ns_init() {
+            let orphans: Vec<u64> = self
+                .killed_members(&p, term.time)
+                .into_iter()
+                .filter(|s| {
+                    self.dead.get(s).is_some_and(|q| {
+                        !q.received
+                            .iter()
+                            .any(|r| r.time >= term.time && !r.kernel_kill())
+                    })
+                })
+                .collect();
+            if !orphans.is_empty() {
+                let children = self.mark_explained(&orphans);
+                out.push(not_forwarded_finding(&p, &term, &children));
+            }
+        }
+        // grace_exceeded: SIGKILL (not the OOM killer's, not a namespace teardown) ended it.
+        let Some(kill) = p.kill.clone() else { return };
+        let own_kill = p.oom.is_none() && p.zapped_by().is_none();
+        let gap = kill.time.since(term.time);
+        if !own_kill || !p.died_by(SIGKILL) || kill.time < term.time || gap > MAX_GRACE_NS {
+            return;
+        }
+        if p.explained {
+            return;
+        }
+        let members = self.killed_members(&p, kill.time);
+        let also = self.mark_explained(&members);
+        if let Some(q) = self.dead.get_mut(&seq) {
+            q.explained = true;
+        }
+        out.push(grace_finding(&p, &term, &kill, &also));
+    }
+
+    pub(crate) fn coalesce(&mut self, g: &Generate, pid: u32, ev: &Evidence) {
+        if self.aggs.len() >= MAX_AGGS && !self.aggs.contains_key(&(pid, g.signo, g.result)) {
+            // A flood of distinct targets: keep the newest.
+            if let Some(k) = self
+                .aggs
+                .iter()
+                .min_by_key(|(k, a)| (a.last, k.0, k.1))
+                .map(|(k, _)| *k)
+            {
+                self.aggs.remove(&k);
+            }
+        }
+        let a = self
+            .aggs
+            .entry((pid, g.signo, g.result))
+            .or_insert_with(|| Agg {
+                pid,
+                comm: g.target.comm,
+                container: g.target.container.clone(),
+                signal: g.signal.to_string(),
+                signo: g.signo,
+                result: g.result,
+                count: 0,
+                first: g.time,
+                last: g.time,
+                senders: Vec::new(),
+                evidence: Vec::new(),
+            });
+        a.count += 1;
+        a.last = g.time;
+        let sender = Peer {
+            pid: g.sender.pid,
+            comm: g.sender.comm,
+        };
+        if !a.senders.contains(&sender) && a.senders.len() < MAX_LISTED {
+            a.senders.push(sender);
+        }
+        if a.evidence.len() < MAX_EVIDENCE - 1 {
+            a.evidence.push(ev.clone());
+        } else if let Some(last) = a.evidence.last_mut() {
+            // Keep the first ones and the latest.
+            last.clone_from(ev);
+        }
+    }
+
+    /// Keeps the state bounded: forgets the least recently seen processes and concludes the
+    /// oldest exited ones early.
+    pub(crate) fn bound(&mut self, out: &mut Vec<Finding>) {
+        if self.procs.len() > MAX_PROCS {
+            let mut by_age: Vec<(Time, u32)> = self
+                .procs
+                .iter()
+                .map(|(&pid, p)| (p.last_seen, pid))
+                .collect();
+            by_age.sort_unstable();
+            for (_, pid) in by_age.into_iter().take(MAX_PROCS / 8) {
+                self.procs.remove(&pid);
+            }
+        }
+        while self.dead.len() > MAX_DEAD {
+            let Some(&(due, what, seq)) = self.dues.first() else {
+                break;
+            };
+            self.dues.remove(&(due, what, seq));
+            self.conclude(what, seq, out);
+        }
+    }
+
+    /// The timeline a process's steps go to, if one has been started for it.
+    pub(crate) fn timeline_key_of(&self, p: &Proc) -> Option<TimelineKey> {
+        if let Some(c) = &p.container {
+            let k = TimelineKey::Container(c.id.clone());
+            if self.timelines.contains_key(&k) {
+                return Some(k);
+            }
+        }
+        if let Some(k) = self.zapped.get(&p.pid) {
+            if self.timelines.contains_key(k) {
+                return Some(k.clone());
+            }
+        }
+        let k = TimelineKey::Process(p.pid);
+        self.timelines.contains_key(&k).then_some(k)
+    }
+
+    pub(crate) fn timeline_signal(&mut self, p: &Proc, g: &Generate, sig: &Sig) {
+        let story = is_shutdown_signal(g.signo) || g.signo == SIGKILL;
+        // A signal from a process of the same container, or from the namespace init, to a
+        // member of a story already told is a forwarding (or the teardown).
+        if g.signo == SIGKILL && g.si_code == SI_KERNEL && g.sender.pid != p.pid {
+            if let Some(init) = self.find_proc(g.sender.pid) {
+                if let Some(k) = self.timeline_key_of(&init) {
+                    self.zapped.insert(p.pid, k);
+                    if self.zapped.len() > MAX_PROCS {
+                        self.zapped.clear();
+                    }
+                }
+            }
+        }
+        let key = match self.timeline_key_of(p) {
+            Some(k) => Some(k),
+            None if story => {
+                let k = match &p.container {
+                    Some(c) => TimelineKey::Container(c.id.clone()),
+                    None => TimelineKey::Process(p.pid),
+                };
+                if self.timelines.len() >= MAX_TIMELINES {
+                    if let Some(old) = self.timeline_order.pop_front() {
+                        self.timelines.remove(&old);
+                    }
+                }
+                self.timelines.insert(
+                    k.clone(),
+                    Timeline {
+                        event: TimelineTag,
+                        process: p.process_ref(),
+                        container: p.container.clone(),
+                        steps: Vec::new(),
+                    },
+                );
+                self.timeline_order.push_back(k.clone());
+                Some(k)
+            }
+            None => None,
+        };
+        if key.is_none() {
+            return;
+        }
+        let from_member = self
+            .procs
+            .get(&g.sender.pid)
+            .map(|s| s.group().is_some() && s.group() == p.group())
+            .unwrap_or(false);
+        let kind = if from_member && g.si_code != SI_KERNEL && g.sender.pid != p.pid {
+            StepKind::Forwarded
+        } else if story {
+            StepKind::Signal
+        } else {
+            // Other signals are not part of the shutdown story.
+            return;
+        };
+        let text = step_text(g, sig);
+        self.add_step(p, g.time, kind, text);
+        let follow = match g.result {
+            Outcome::Ignored => Some((
+                StepKind::Ignored,
+                format!(
+                    "the kernel ignored it: {}",
+                    g.reason.map(|r| r.describe()).unwrap_or("reason unknown")
+                ),
+            )),
+            Outcome::AlreadyPending => Some((
+                StepKind::Pending,
+                format!("merged into a {} already pending", g.signal),
+            )),
+            Outcome::Delivered if sig.blocked && g.signo != SIGKILL => Some((
+                StepKind::Pending,
+                format!("{} is blocked: it stays pending", g.signal),
+            )),
+            _ => None,
+        };
+        if let Some((kind, text)) = follow {
+            self.add_step(p, g.time, kind, text);
+        }
+    }
+
+    pub(crate) fn add_step(&mut self, p: &Proc, time: Time, kind: StepKind, text: String) {
+        let Some(k) = self.timeline_key_of(p) else {
+            return;
+        };
+        let Some(t) = self.timelines.get_mut(&k) else {
+            return;
+        };
+        if t.steps.len() >= MAX_STEPS {
+            return;
+        }
+        let offset_ns = t.steps.first().map(|s| time.since(s.time)).unwrap_or(0);
+        if t.container.is_none() {
+            t.container.clone_from(&p.container);
+        }
+        t.steps.push(Step {
+            time,
+            offset_ns,
+            kind,
+            pid: p.pid,
+            comm: p.comm,
+            text,
+        });
+    }
+}
+
+/// `ns` nanoseconds after `t`.
+pub(crate) fn later(t: Time, ns: u64) -> Time {
+    Time(t.0.saturating_add(ns))
+}
+
+/// Signals orchestrators and terminals use to ask a process to stop.
+pub(crate) fn is_shutdown_signal(signo: u32) -> bool {
+    matches!(signo, SIGTERM | SIGINT | SIGHUP | SIGQUIT)
+}

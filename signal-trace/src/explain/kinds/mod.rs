@@ -1,0 +1,159 @@
+//! The finding kinds, one file each: when it holds, its evidence, its text and its remedy.
+//!
+//! This file holds the text helpers they share.
+
+use super::*;
+
+mod coalesced;
+mod events_lost;
+mod grace_exceeded;
+mod init_ignored;
+mod not_forwarded;
+mod oom_killed;
+mod signal_death;
+
+pub(crate) use coalesced::*;
+pub(crate) use events_lost::*;
+pub(crate) use grace_exceeded::*;
+pub(crate) use init_ignored::*;
+pub(crate) use not_forwarded::*;
+pub(crate) use oom_killed::*;
+pub(crate) use signal_death::*;
+
+pub(crate) fn who(comm: Comm, pid: u32, ns_pid: Option<u32>) -> String {
+    match ns_pid {
+        Some(1) if pid != 1 => format!("{comm} (pid {pid}, PID 1 of its namespace)"),
+        Some(n) if n != pid => format!("{comm} (pid {pid}, ns pid {n})"),
+        _ => format!("{comm} (pid {pid})"),
+    }
+}
+
+pub(crate) fn peer_text(p: &Peer) -> String {
+    format!("{} (pid {})", p.comm, p.pid)
+}
+
+pub(crate) fn status(x: &Exit) -> String {
+    match &x.signal {
+        Some(s) => format!(
+            "status {} ({s}{})",
+            x.exit_code,
+            if x.core_dumped { ", core dumped" } else { "" }
+        ),
+        None => format!("status {}", x.exit_code),
+    }
+}
+
+/// A duration for people: "3.003s", "5.6ms", "68µs".
+pub fn duration(ns: u64) -> String {
+    if ns >= 1_000_000_000 {
+        format!("{:.3}s", ns as f64 / 1e9)
+    } else if ns >= 1_000_000 {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    } else if ns >= 1_000 {
+        format!("{}µs", ns / 1_000)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+pub(crate) fn result_text(g: &Generate) -> String {
+    match g.result {
+        Outcome::Ignored => format!(
+            "ignored ({})",
+            g.reason.map(|r| r.describe()).unwrap_or("reason unknown")
+        ),
+        Outcome::Delivered => match (g.target.disposition, g.target.blocked) {
+            (_, Some(true)) => "queued, blocked".into(),
+            (Some(Disposition::Handler), _) => format!(
+                "queued for handler {}",
+                g.target.handler.as_deref().unwrap_or("?")
+            ),
+            (Some(Disposition::Default), _) => "queued, default action".into(),
+            _ => "queued".into(),
+        },
+        Outcome::AlreadyPending => "merged into the one already pending".into(),
+        Outcome::Overflow => "dropped: real-time queue full (sender got EAGAIN)".into(),
+        Outcome::LoseInfo => "queued without its siginfo".into(),
+    }
+}
+
+pub(crate) fn evidence_generate(g: &Generate) -> Evidence {
+    let target = who(
+        g.target.comm,
+        g.target.pid.unwrap_or(g.target.tid),
+        g.target.ns_pid,
+    );
+    let from = if g.si_code == SI_KERNEL {
+        format!(
+            "from the kernel (in {} (pid {}))",
+            g.sender.comm, g.sender.pid
+        )
+    } else if g.sender.pid == g.target.pid.unwrap_or(g.target.tid) {
+        "raised by itself".to_string()
+    } else {
+        format!("from {} (pid {})", g.sender.comm, g.sender.pid)
+    };
+    Evidence {
+        time: g.time,
+        event: "generate".into(),
+        text: format!(
+            "{} ({}) {from} to {target}: {}",
+            g.signal,
+            g.code,
+            result_text(g)
+        ),
+    }
+}
+
+pub(crate) fn step_text(g: &Generate, sig: &Sig) -> String {
+    let target = who(
+        g.target.comm,
+        g.target.pid.unwrap_or(g.target.tid),
+        g.target.ns_pid,
+    );
+    let from = if g.si_code == SI_KERNEL && g.signo == SIGKILL {
+        format!("from the kernel (in {})", peer_text(&sig.sender))
+    } else {
+        format!("from {}", peer_text(&sig.sender))
+    };
+    let disposition = match g.target.disposition {
+        Some(Disposition::Handler) => ", which has a handler",
+        Some(Disposition::Default) if g.signo != SIGKILL => ", which has no handler",
+        Some(Disposition::Ignore) => ", which ignores it",
+        _ => "",
+    };
+    format!("{} {from} to {target}{disposition}", g.signal)
+}
+
+pub(crate) fn container_text(c: &Container) -> String {
+    let short = c.id.get(..12).unwrap_or(&c.id);
+    match (&c.namespace, &c.pod, &c.name) {
+        (Some(ns), Some(pod), Some(name)) => {
+            format!("container {name} of pod {ns}/{pod} ({short})")
+        }
+        (_, _, Some(name)) => format!("container {name} ({short})"),
+        _ => format!("container {short}"),
+    }
+}
+
+pub(crate) fn where_text(p: &Proc) -> String {
+    match (&p.container, p.cgroup_id) {
+        (Some(c), _) => format!(" in {}", container_text(c)),
+        (None, Some(cg)) if cg > ROOT_CGROUP => format!(" in cgroup {cg}"),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn list(ps: &[ProcessRef]) -> String {
+    ps.iter()
+        .map(|p| format!("{} (pid {})", p.comm, p.pid))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn base(kind: FindingKind, severity: Severity, time: Time, p: &Proc) -> Finding {
+    let mut f = Finding::new(kind, severity, time, p.process_ref());
+    f.container.clone_from(&p.container);
+    f.cgroup_id = p.cgroup_id;
+    f
+}

@@ -1,0 +1,549 @@
+use super::engine::later;
+use super::*;
+
+fn load(ndjson: &str) -> Vec<Record> {
+    ndjson
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("fixture line {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+const INIT_IGNORED: &str = include_str!("../../tests/fixtures/explain/init_ignored.ndjson");
+const NOT_FORWARDED: &str = include_str!("../../tests/fixtures/explain/not_forwarded.ndjson");
+const GRACE: &str = include_str!("../../tests/fixtures/explain/grace_exceeded.ndjson");
+const OOM: &str = include_str!("../../tests/fixtures/explain/oom_killed.ndjson");
+const DEATH: &str = include_str!("../../tests/fixtures/explain/signal_death.ndjson");
+const COALESCED: &str = include_str!("../../tests/fixtures/explain/coalesced.ndjson");
+const HEALTHY: &str = include_str!("../../tests/fixtures/explain/healthy_shutdown.ndjson");
+
+const ALL: [&str; 7] = [
+    INIT_IGNORED,
+    NOT_FORWARDED,
+    GRACE,
+    OOM,
+    DEATH,
+    COALESCED,
+    HEALTHY,
+];
+
+fn kinds(fs: &[Finding]) -> Vec<FindingKind> {
+    fs.iter().map(|f| f.kind).collect()
+}
+
+fn one(fs: &[Finding], kind: FindingKind) -> &Finding {
+    let v: Vec<_> = fs.iter().filter(|f| f.kind == kind).collect();
+    assert_eq!(v.len(), 1, "{kind:?} in {:?}", kinds(fs));
+    v[0]
+}
+
+#[test]
+fn init_ignored_names_the_init_and_the_sender() {
+    let fs = explain_all(&load(INIT_IGNORED));
+    let f = one(&fs, FindingKind::InitIgnored);
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!((f.process.pid, f.process.ns_pid), (22070, Some(1)));
+    assert_eq!(f.process.comm.as_str(), "sleep");
+    assert_eq!(f.signal.as_deref(), Some("SIGTERM"));
+    assert_eq!(f.reason, Some(IgnoreReason::PidNamespaceInit));
+    assert_eq!(f.sender.as_ref().map(|s| s.pid), Some(22067));
+    assert_eq!(f.evidence.len(), 1);
+    assert_eq!(f.evidence[0].event, "generate");
+    assert!(f.remedy.contains("tini") && f.remedy.contains("CMD [\"app\"]"));
+    // The SIGKILL two seconds later ended it: the grace period ran out because of it.
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert_eq!(g.term_result, Some(TermResult::Ignored));
+    assert_eq!(g.exit_code, Some(137));
+    let grace = g.grace_ns.expect("grace");
+    assert!((2_000_000_000..2_010_000_000).contains(&grace), "{grace}");
+    // And the death is not reported a third time.
+    assert_eq!(fs.len(), 2, "{:?}", kinds(&fs));
+}
+
+#[test]
+fn init_ignored_is_reported_once_per_process_and_at_once() {
+    let records = load(INIT_IGNORED);
+    let mut e = Engine::new();
+    // The first record is the ignored SIGTERM: certain as soon as it is seen.
+    assert_eq!(kinds(&e.push(&records[0])), vec![FindingKind::InitIgnored]);
+    // The same SIGTERM again (a second `kill`): nothing new.
+    assert!(e.push(&records[0]).is_empty());
+}
+
+#[test]
+fn not_forwarded_lists_the_children_killed_at_teardown() {
+    let fs = explain_all(&load(NOT_FORWARDED));
+    assert_eq!(kinds(&fs), vec![FindingKind::NotForwarded]);
+    let f = &fs[0];
+    assert_eq!(f.process.pid, 24175);
+    assert_eq!(f.process.comm.as_str(), "sh");
+    assert_eq!(f.term_result, Some(TermResult::Handled));
+    assert_eq!(
+        f.children
+            .iter()
+            .map(|c| (c.pid, c.comm.as_str().into_owned()))
+            .collect::<Vec<_>>(),
+        vec![(24177, "sleep".to_string())]
+    );
+    assert_eq!(
+        f.container.as_ref().and_then(|c| c.pod.as_deref()),
+        Some("web-0")
+    );
+    // SIGTERM, handler, the init's exit, the kernel's SIGKILL, the child's exit.
+    let events: Vec<_> = f.evidence.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        events,
+        vec!["generate", "deliver", "exit", "generate", "exit"]
+    );
+    assert!(f.evidence.windows(2).all(|w| w[0].time <= w[1].time));
+    assert!(f.remedy.contains("exec"));
+}
+
+#[test]
+fn not_forwarded_waits_for_the_teardown_to_settle() {
+    let records = load(NOT_FORWARDED);
+    let mut e = Engine::new();
+    let mut early = Vec::new();
+    for r in &records {
+        early.extend(e.push(r));
+    }
+    assert!(early.is_empty(), "{:?}", kinds(&early));
+    let last = records.last().map(Record::time).unwrap_or_default();
+    // Live: a quiet trace concludes it once the settle time has passed.
+    assert!(e.advance(last).is_empty());
+    let settled = e.advance(later(last, 3 * SETTLE_NS));
+    assert_eq!(kinds(&settled), vec![FindingKind::NotForwarded]);
+    assert!(e.finish().is_empty(), "concluded once only");
+}
+
+#[test]
+fn forwarding_init_is_not_blamed() {
+    // The grace fixture's PID 1 passes SIGTERM on to its worker.
+    let fs = explain_all(&load(GRACE));
+    assert!(!kinds(&fs).contains(&FindingKind::NotForwarded));
+}
+
+#[test]
+fn grace_exceeded_reports_the_gap_and_who_else_died() {
+    let fs = explain_all(&load(GRACE));
+    assert_eq!(kinds(&fs), vec![FindingKind::GraceExceeded]);
+    let f = &fs[0];
+    assert_eq!(f.process.pid, 24529);
+    assert_eq!(f.term_result, Some(TermResult::Handled));
+    assert_eq!(f.term_sender.as_ref().map(|s| s.pid), Some(24605));
+    assert_eq!(f.kill_sender.as_ref().map(|s| s.pid), Some(24700));
+    let grace = f.grace_ns.expect("grace");
+    assert!((3_000_000_000..3_010_000_000).contains(&grace), "{grace}");
+    assert!(f.shutdown_ns.expect("shutdown") >= grace);
+    assert_eq!(f.exit_code, Some(137));
+    assert_eq!(
+        f.also_killed.iter().map(|p| p.pid).collect::<Vec<_>>(),
+        vec![24580]
+    );
+    assert_eq!(
+        f.container.as_ref().and_then(|c| c.namespace.as_deref()),
+        Some("shop")
+    );
+    assert!(f.remedy.contains("terminationGracePeriodSeconds"));
+    assert!(f.summary.contains("3.00"), "{}", f.summary);
+}
+
+#[test]
+fn a_sigkill_long_after_a_handled_sigterm_is_no_grace_period() {
+    let mut records = load(GRACE);
+    let kill_at = records
+        .iter()
+        .position(|r| matches!(r, Record::Generate(g) if g.signo == SIGKILL))
+        .expect("a SIGKILL");
+    for r in &mut records[kill_at..] {
+        let t = match r {
+            Record::Generate(g) => &mut g.time,
+            Record::Deliver(d) => &mut d.time,
+            Record::Exit(x) => &mut x.time,
+            _ => continue,
+        };
+        *t = later(*t, 2 * MAX_GRACE_NS);
+    }
+    let fs = explain_all(&records);
+    assert!(!kinds(&fs).contains(&FindingKind::GraceExceeded));
+    let f = fs
+        .iter()
+        .find(|f| f.process.pid == 24529)
+        .expect("the death is still reported");
+    assert_eq!(
+        (f.kind, f.cause),
+        (FindingKind::SignalDeath, Some(Cause::Process))
+    );
+    assert!(
+        f.summary.contains("after the SIGTERM it outlived"),
+        "{}",
+        f.summary
+    );
+}
+
+#[test]
+fn oom_killed_names_victim_trigger_and_container() {
+    let fs = explain_all(&load(OOM));
+    assert_eq!(kinds(&fs), vec![FindingKind::OomKilled]);
+    let f = &fs[0];
+    assert_eq!(f.process.pid, 25828);
+    assert_eq!(f.trigger.as_ref().map(|t| t.pid), Some(25828));
+    assert_eq!(f.exit_code, Some(137));
+    assert_eq!(f.code.as_deref(), Some("SI_KERNEL"));
+    assert_eq!(f.cgroup_id, Some(10244));
+    assert_eq!(
+        f.container.as_ref().and_then(|c| c.name.as_deref()),
+        Some("indexer")
+    );
+    let events: Vec<_> = f.evidence.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(events, vec!["generate", "oom", "exit"]);
+    assert!(f.summary.contains("OOM killer"));
+}
+
+#[test]
+fn oom_is_concluded_at_the_exit() {
+    let records = load(OOM);
+    let mut e = Engine::new();
+    let exit_at = records
+        .iter()
+        .position(|r| matches!(r, Record::Exit(_)))
+        .expect("exit in fixture");
+    for r in &records[..exit_at] {
+        assert!(e.push(r).is_empty());
+    }
+    assert_eq!(
+        kinds(&e.push(&records[exit_at])),
+        vec![FindingKind::OomKilled]
+    );
+}
+
+#[test]
+fn signal_deaths_name_the_signal_and_its_origin() {
+    let fs = explain_all(&load(DEATH));
+    assert!(fs.iter().all(|f| f.kind == FindingKind::SignalDeath));
+    let got: Vec<_> = fs
+        .iter()
+        .map(|f| {
+            (
+                f.process.pid,
+                f.signal.clone().unwrap_or_default(),
+                f.code.clone().unwrap_or_default(),
+                f.cause,
+                f.severity,
+                f.exit_code,
+            )
+        })
+        .collect();
+    use Cause::*;
+    use Severity::*;
+    let want = vec![
+        (
+            26315,
+            "SIGSEGV".into(),
+            "SEGV_MAPERR".into(),
+            Some(Fault),
+            Error,
+            Some(139),
+        ),
+        (
+            26360,
+            "SIGPIPE".into(),
+            "SI_USER".into(),
+            Some(BrokenPipe),
+            Warning,
+            Some(141),
+        ),
+        (
+            26362,
+            "SIGTERM".into(),
+            "SI_USER".into(),
+            Some(Process),
+            Warning,
+            Some(143),
+        ),
+        (
+            26393,
+            "SIGABRT".into(),
+            "SI_TKILL".into(),
+            Some(SelfRaised),
+            Error,
+            Some(134),
+        ),
+    ];
+    assert_eq!(got, want);
+    let term = &fs[2];
+    assert_eq!(
+        term.sender.as_ref().map(|s| s.comm.as_str().into_owned()),
+        Some("kill".into())
+    );
+    assert!(term.summary.contains("no handler"), "{}", term.summary);
+    assert!(fs[0].remedy.contains("SEGV_MAPERR"));
+    assert!(fs[1].remedy.contains("SIGPIPE"));
+}
+
+#[test]
+fn signal_death_falls_back_to_killed_by() {
+    // Only the exit record: the join in enrich gives the sender.
+    let records: Vec<_> = load(DEATH)
+        .into_iter()
+        .filter(|r| matches!(r, Record::Exit(x) if x.pid == 26362))
+        .collect();
+    let fs = explain_all(&records);
+    let f = one(&fs, FindingKind::SignalDeath);
+    assert_eq!(
+        (f.cause, f.sender.as_ref().map(|s| s.pid)),
+        (Some(Cause::Process), Some(26391))
+    );
+}
+
+#[test]
+fn coalesced_counts_merged_and_dropped_signals() {
+    let fs = explain_all(&load(COALESCED));
+    assert_eq!(
+        kinds(&fs),
+        vec![FindingKind::Coalesced, FindingKind::Coalesced]
+    );
+    let merged = fs
+        .iter()
+        .find(|f| f.result == Some(Outcome::AlreadyPending))
+        .expect("merged");
+    assert_eq!(
+        (merged.signal.as_deref(), merged.count),
+        (Some("SIGUSR1"), Some(4))
+    );
+    assert_eq!(merged.senders.len(), 4);
+    let dropped = fs
+        .iter()
+        .find(|f| f.result == Some(Outcome::Overflow))
+        .expect("dropped");
+    assert_eq!(
+        (dropped.signal.as_deref(), dropped.count),
+        (Some("SIGRTMIN"), Some(4))
+    );
+    let span = dropped.span_ns.expect("span");
+    assert!((7_000_000..8_000_000).contains(&span), "{span}");
+    assert_eq!(dropped.evidence.len(), 4);
+    assert!(fs.iter().all(|f| f.process.pid == 26970));
+}
+
+#[test]
+fn sigchld_merges_are_not_findings() {
+    // The SIGPIPE fixture has a SIGCHLD merged into a pending one.
+    let fs = explain_all(&load(DEATH));
+    assert!(!kinds(&fs).contains(&FindingKind::Coalesced));
+}
+
+#[test]
+fn healthy_shutdown_blames_nobody() {
+    let records = load(HEALTHY);
+    let fs = explain_all(&records);
+    assert!(fs.iter().all(|f| !f.kind.blames()), "{:?}", kinds(&fs));
+    assert!(fs.is_empty(), "{:?}", kinds(&fs));
+    // It still has a timeline: SIGTERM, handled, exit 0.
+    let mut e = Engine::new();
+    for r in &records {
+        e.push(r);
+    }
+    let ts = e.timelines();
+    assert_eq!(ts.len(), 1);
+    let steps: Vec<_> = ts[0].steps.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        steps,
+        vec![StepKind::Signal, StepKind::Handled, StepKind::Exit]
+    );
+    assert!(ts[0].steps[2].text.contains("status 0"));
+}
+
+#[test]
+fn timeline_tells_the_container_story_in_order() {
+    let mut e = Engine::new();
+    for r in load(GRACE) {
+        e.push(&r);
+    }
+    let ts = e.timelines();
+    assert_eq!(ts.len(), 1, "one container, one timeline");
+    let t = &ts[0];
+    assert_eq!(t.process.pid, 24529);
+    let steps: Vec<_> = t.steps.iter().map(|s| (s.kind, s.pid)).collect();
+    use StepKind::*;
+    assert_eq!(
+        steps,
+        vec![
+            (Signal, 24529),
+            (Handled, 24529),
+            (Forwarded, 24580),
+            (Handled, 24580),
+            (Signal, 24529),
+            (Exit, 24529),
+            (Signal, 24580),
+            (Exit, 24580),
+        ]
+    );
+    let kill = &t.steps[4];
+    assert!(kill.text.starts_with("SIGKILL from kill"), "{}", kill.text);
+    assert!((3_000_000_000..3_010_000_000).contains(&kill.offset_ns));
+    let text = render_timeline(t);
+    assert!(text.contains("status 137 (SIGKILL)"), "{text}");
+    assert_eq!(text.lines().count(), 1 + t.steps.len());
+    let json = serde_json::to_value(t).expect("serializes");
+    assert_eq!(json["event"], "timeline");
+}
+
+#[test]
+fn namespace_teardown_joins_the_init_timeline() {
+    let mut e = Engine::new();
+    let mut records = load(NOT_FORWARDED);
+    // Without containers, the kernel's SIGKILL from the exiting init still ties them.
+    for r in &mut records {
+        match r {
+            Record::Generate(g) => {
+                g.target.container = None;
+                g.target.cgroup_id = Some(1);
+                g.sender.container = None;
+                g.sender.cgroup_id = 1;
+            }
+            Record::Deliver(d) => {
+                d.container = None;
+                d.cgroup_id = Some(1);
+            }
+            Record::Exit(x) => {
+                x.container = None;
+                x.cgroup_id = Some(1);
+            }
+            _ => {}
+        }
+    }
+    let mut fs = Vec::new();
+    for r in &records {
+        fs.extend(e.push(r));
+    }
+    let ts = e.timelines();
+    assert_eq!(ts.len(), 1);
+    assert!(ts[0]
+        .steps
+        .iter()
+        .any(|s| s.pid == 24177 && s.kind == StepKind::Exit));
+    fs.extend(e.finish());
+    let f = one(&fs, FindingKind::NotForwarded);
+    assert_eq!(f.children.len(), 1);
+    assert_eq!(f.container, None);
+}
+
+#[test]
+fn findings_round_trip_through_json() {
+    for fixture in ALL {
+        for f in explain_all(&load(fixture)) {
+            let line = serde_json::to_string(&f).expect("serializes");
+            assert!(!line.contains('\n'));
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+            assert_eq!(v["event"], "finding");
+            assert_eq!(v["kind"], f.kind.as_str());
+            assert!(v["process"]["pid"].is_u64());
+            assert!(v.get("container").is_some(), "container is always present");
+            let back: Finding = serde_json::from_str(&line).expect("deserializes");
+            assert_eq!(back, f);
+        }
+    }
+    // Another event is not a finding.
+    let bad = r#"{"event":"timeline","time":"2026-11-26T13:36:49Z","kind":"coalesced"}"#;
+    assert!(serde_json::from_str::<Finding>(bad).is_err());
+}
+
+#[test]
+fn replay_and_live_feeding_agree() {
+    for fixture in ALL {
+        let records = load(fixture);
+        let whole = explain_all(&records);
+        // Records one at a time with quiet periods in between, as a live trace feeds them.
+        let mut e = Engine::new();
+        let mut live = Vec::new();
+        for r in &records {
+            live.extend(e.push(r));
+            live.extend(e.advance(r.time()));
+        }
+        live.extend(e.finish());
+        assert_eq!(live, whole);
+        // And the NDJSON round trip of the records changes nothing.
+        let text: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("record") + "\n")
+            .collect();
+        assert_eq!(explain_all(&load(&text)), whole);
+    }
+}
+
+#[test]
+fn render_text_has_summary_evidence_and_remedy() {
+    let fs = explain_all(&load(GRACE));
+    let text = render_text(&fs[0]);
+    let lines: Vec<_> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("error grace_exceeded at "),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("container api of pod shop/api-7d9f8c6b5-x2k4q"));
+    assert!(text.contains("grace period 3.00"));
+    assert!(text.contains("  evidence:\n"));
+    assert!(lines.last().is_some_and(|l| l.starts_with("  remedy: ")));
+}
+
+#[test]
+fn lost_events_are_a_warning() {
+    let r: Record = serde_json::from_str(
+        r#"{"event":"lost","time":"2026-11-26T13:37:00Z","count":12,"events":{"generate":10,"deliver":0,"exit":2,"send_failed":0,"oom":0}}"#,
+    )
+    .expect("lost record");
+    let fs = explain_all(&[r]);
+    let f = one(&fs, FindingKind::EventsLost);
+    assert_eq!((f.severity, f.count), (Severity::Warning, Some(12)));
+    assert!(f.summary.contains("10 generate, 2 exit"), "{}", f.summary);
+    assert!(!f.kind.blames());
+}
+
+#[test]
+fn state_stays_bounded() {
+    let mut e = Engine::new();
+    let template = load(DEATH)
+        .into_iter()
+        .find_map(|r| match r {
+            Record::Generate(g) if g.signo == SIGTERM => Some(g),
+            _ => None,
+        })
+        .expect("a SIGTERM");
+    let n = 2 * MAX_PROCS as u32;
+    for i in 0..n {
+        let mut g = template.clone();
+        g.target.pid = Some(100_000 + i);
+        g.target.tid = 100_000 + i;
+        g.time = Time(template.time.0 + u64::from(i));
+        e.push(&Record::Generate(g.clone()));
+        // A quarter of them exit by the SIGTERM.
+        if i % 4 == 0 {
+            let x = Exit {
+                time: g.time,
+                pid: 100_000 + i,
+                comm: g.target.comm,
+                ns_pid: None,
+                cgroup_id: None,
+                exit_code: 143,
+                signal: Some(Cow::Borrowed("SIGTERM")),
+                signo: Some(SIGTERM),
+                core_dumped: false,
+                status: 15,
+                killed_by: None,
+                container: None,
+            };
+            assert_eq!(e.push(&Record::Exit(x)).len(), 1);
+        }
+    }
+    assert!(e.procs.len() <= MAX_PROCS);
+    assert!(e.dead.len() <= MAX_DEAD);
+    assert!(e.timelines.len() <= MAX_TIMELINES);
+    assert!(e.dues.len() <= 3 * MAX_DEAD);
+    e.finish();
+    assert!(e.dead.is_empty() && e.dues.is_empty());
+}

@@ -1,0 +1,342 @@
+//! Reading /proc: the status file parser and the snapshot of one process (its threads, children,
+//! command line and cgroup).
+
+use super::*;
+
+/// Failure to parse the text of a `/proc/PID/status` file.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StatusError {
+    #[error("missing field {0}")]
+    Missing(&'static str),
+    #[error("field {field} has invalid value {value:?}")]
+    Invalid { field: &'static str, value: String },
+}
+
+/// The `SigQ` field: signals queued for the process's real user id, and the limit
+/// (RLIMIT_SIGPENDING).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SigQ {
+    pub queued: u64,
+    pub limit: u64,
+}
+
+/// The fields of `/proc/PID/status` (or `/proc/PID/task/TID/status`) that describe signals.
+///
+/// Masks are 64-bit: bit n-1 stands for signal n. `SigPnd` and `SigBlk` belong to the thread
+/// whose status was read; `ShdPnd` (pending for the whole process), `SigIgn` and `SigCgt` are
+/// shared by all threads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcStatus {
+    /// The command name (`comm`), as the kernel escapes it.
+    pub name: String,
+    /// The state with its description, such as `"S (sleeping)"`; empty when absent.
+    pub state: String,
+    pub tgid: u32,
+    /// The thread id (the process id for `/proc/PID/status`).
+    pub pid: u32,
+    pub ppid: u32,
+    /// The pid in each PID namespace, outermost (the one of the proc mount) first. Kernels
+    /// without the field get `[pid]`.
+    pub nspid: Vec<u32>,
+    pub sigq: Option<SigQ>,
+    pub sig_pnd: u64,
+    pub shd_pnd: u64,
+    pub sig_blk: u64,
+    pub sig_ign: u64,
+    pub sig_cgt: u64,
+    /// Real user id.
+    pub uid: u32,
+    /// Effective user id.
+    pub euid: u32,
+}
+
+/// Which init a process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitKind {
+    /// PID 1 of the PID namespace the proc tree belongs to: the host's init when /proc is the
+    /// host's, the container's init when inspect itself runs in the container.
+    Host,
+    /// The init of a nested PID namespace (a container's PID 1): its innermost pid is 1.
+    Namespace,
+}
+
+pub(crate) fn has(mask: u64, sig: u32) -> bool {
+    (1..=names::NSIG).contains(&sig) && (mask >> (sig - 1)) & 1 == 1
+}
+
+pub(crate) fn parse_u32(field: &'static str, value: &str) -> Result<u32, StatusError> {
+    value.parse().map_err(|_| StatusError::Invalid {
+        field,
+        value: value.to_owned(),
+    })
+}
+
+pub(crate) fn parse_mask(field: &'static str, value: &str) -> Result<u64, StatusError> {
+    let ok = !value.is_empty() && value.len() <= 16 && value.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| u64::from_str_radix(value, 16).ok())
+        .flatten()
+        .ok_or_else(|| StatusError::Invalid {
+            field,
+            value: value.to_owned(),
+        })
+}
+
+impl ProcStatus {
+    /// Parses the text of `/proc/PID/status` or `/proc/PID/task/TID/status`.
+    ///
+    /// Required: Name, Tgid, Pid, PPid, Uid, SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt. State,
+    /// NSpid and SigQ are optional; every other field is ignored. The name is everything after
+    /// the tab that follows `Name:`, colons included.
+    pub fn parse(text: &str) -> Result<ProcStatus, StatusError> {
+        let mut name = None;
+        let mut state = String::new();
+        let (mut tgid, mut pid, mut ppid) = (None, None, None);
+        let mut nspid = None;
+        let mut sigq = None;
+        let mut uids = None;
+        let mut masks: [Option<u64>; 5] = [None; 5];
+        const MASKS: [&str; 5] = ["SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"];
+
+        for line in text.lines() {
+            let Some((key, raw)) = line.split_once(':') else {
+                continue;
+            };
+            let value = raw.trim();
+            match key {
+                "Name" => name = Some(raw.strip_prefix('\t').unwrap_or(raw).to_owned()),
+                "State" => state = value.to_owned(),
+                "Tgid" => tgid = Some(parse_u32("Tgid", value)?),
+                "Pid" => pid = Some(parse_u32("Pid", value)?),
+                "PPid" => ppid = Some(parse_u32("PPid", value)?),
+                "NSpid" => {
+                    let pids = value
+                        .split_whitespace()
+                        .map(|p| parse_u32("NSpid", p))
+                        .collect::<Result<Vec<u32>, _>>()?;
+                    nspid = Some(pids);
+                }
+                "SigQ" => {
+                    let bad = || StatusError::Invalid {
+                        field: "SigQ",
+                        value: value.to_owned(),
+                    };
+                    let (q, l) = value.split_once('/').ok_or_else(bad)?;
+                    sigq = Some(SigQ {
+                        queued: q.trim().parse().map_err(|_| bad())?,
+                        limit: l.trim().parse().map_err(|_| bad())?,
+                    });
+                }
+                "Uid" => {
+                    let ids: Vec<u32> = value
+                        .split_whitespace()
+                        .filter_map(|id| id.parse().ok())
+                        .collect();
+                    let [real, effective, ..] = ids[..] else {
+                        return Err(StatusError::Invalid {
+                            field: "Uid",
+                            value: value.to_owned(),
+                        });
+                    };
+                    uids = Some((real, effective));
+                }
+                _ => {
+                    if let Some(i) = MASKS.iter().position(|m| *m == key) {
+                        masks[i] = Some(parse_mask(MASKS[i], value)?);
+                    }
+                }
+            }
+        }
+
+        let pid = pid.ok_or(StatusError::Missing("Pid"))?;
+        let nspid = match nspid {
+            Some(v) if !v.is_empty() => v,
+            Some(_) => {
+                return Err(StatusError::Invalid {
+                    field: "NSpid",
+                    value: String::new(),
+                })
+            }
+            None => vec![pid],
+        };
+        let mask = |i: usize| masks[i].ok_or(StatusError::Missing(MASKS[i]));
+        let (uid, euid) = uids.ok_or(StatusError::Missing("Uid"))?;
+        Ok(ProcStatus {
+            name: name.ok_or(StatusError::Missing("Name"))?,
+            state,
+            tgid: tgid.ok_or(StatusError::Missing("Tgid"))?,
+            pid,
+            ppid: ppid.ok_or(StatusError::Missing("PPid"))?,
+            nspid,
+            sigq,
+            sig_pnd: mask(0)?,
+            shd_pnd: mask(1)?,
+            sig_blk: mask(2)?,
+            sig_ign: mask(3)?,
+            sig_cgt: mask(4)?,
+            uid,
+            euid,
+        })
+    }
+
+    /// The pid in the innermost PID namespace.
+    pub fn ns_pid(&self) -> u32 {
+        self.nspid.last().copied().unwrap_or(self.pid)
+    }
+
+    /// Whether the process is the init of its innermost PID namespace, and which kind.
+    pub fn init_kind(&self) -> Option<InitKind> {
+        if self.nspid.len() > 1 && self.ns_pid() == 1 {
+            Some(InitKind::Namespace)
+        } else if self.pid == 1 {
+            Some(InitKind::Host)
+        } else {
+            None
+        }
+    }
+
+    /// What the process does with `sig`: a handler, SIG_IGN or SIG_DFL.
+    pub fn disposition(&self, sig: u32) -> Disposition {
+        if has(self.sig_cgt, sig) {
+            Disposition::Handler
+        } else if has(self.sig_ign, sig) {
+            Disposition::Ignore
+        } else {
+            Disposition::Default
+        }
+    }
+
+    /// Whether this thread blocks `sig`.
+    pub fn blocks(&self, sig: u32) -> bool {
+        has(self.sig_blk, sig)
+    }
+
+    /// The one-letter state (`'R'`, `'S'`, `'Z'`, ...), if known.
+    pub fn state_code(&self) -> Option<char> {
+        self.state.chars().next()
+    }
+
+    pub(crate) fn is_zombie(&self) -> bool {
+        matches!(self.state_code(), Some('Z' | 'X'))
+    }
+}
+
+/// Everything read for one process; the input of [`analyze`].
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// `/proc/PID/status`.
+    pub status: ProcStatus,
+    /// `/proc/PID/cmdline`, split at NULs; empty for kernel threads and zombies.
+    pub cmdline: Vec<String>,
+    /// `/proc/PID/task/*/status`, the main thread included; empty when unreadable.
+    pub threads: Vec<ProcStatus>,
+    /// The status of each child.
+    pub children: Vec<ProcStatus>,
+    /// The text of `/proc/PID/cgroup`.
+    pub cgroup: Option<String>,
+}
+
+/// Reads a file of a process, mapping a missing process to [`InspectError::NoSuchProcess`].
+pub(crate) fn read_proc_file(path: &Path, pid: u32) -> Result<String, InspectError> {
+    fs::read_to_string(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => InspectError::NoSuchProcess(pid),
+        _ => InspectError::Read {
+            path: path.to_owned(),
+            source: e,
+        },
+    })
+}
+
+pub(crate) fn read_status(path: &Path, pid: u32) -> Result<ProcStatus, InspectError> {
+    let text = read_proc_file(path, pid)?;
+    ProcStatus::parse(&text).map_err(|source| InspectError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The numeric entries of a directory (pids under a proc root, tids under `task/`), sorted.
+pub(crate) fn numeric_entries(dir: &Path) -> io::Result<Vec<u32>> {
+    let mut ids: Vec<u32> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The children of `pid`: the union of `task/*/children`, or, when the kernel has no such
+/// file (CONFIG_PROC_CHILDREN off), the processes whose PPid is `pid`.
+pub(crate) fn child_pids(proc_root: &Path, pid: u32, tids: &[u32]) -> Vec<u32> {
+    let mut found = false;
+    let mut pids = BTreeSet::new();
+    for tid in tids {
+        let path = proc_root
+            .join(pid.to_string())
+            .join("task")
+            .join(tid.to_string())
+            .join("children");
+        if let Ok(text) = fs::read_to_string(path) {
+            found = true;
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    if !found {
+        for other in numeric_entries(proc_root).unwrap_or_default() {
+            let path = proc_root.join(other.to_string()).join("status");
+            let Ok(text) = fs::read_to_string(path) else {
+                continue;
+            };
+            if ProcStatus::parse(&text).is_ok_and(|s| s.ppid == pid && s.pid != pid) {
+                pids.insert(other);
+            }
+        }
+    }
+    pids.into_iter().collect()
+}
+
+/// Reads everything [`analyze`] needs for `pid` from the proc tree at `proc_root`.
+///
+/// Only the process's own status is required; threads, children, command line and cgroup
+/// that cannot be read (permissions, a race with exit) are left out.
+pub fn read_snapshot(proc_root: &Path, pid: u32) -> Result<Snapshot, InspectError> {
+    let dir = proc_root.join(pid.to_string());
+    if !dir.is_dir() {
+        return Err(InspectError::NoSuchProcess(pid));
+    }
+    let status = read_status(&dir.join("status"), pid)?;
+    let tids = numeric_entries(&dir.join("task")).unwrap_or_default();
+    let threads = tids
+        .iter()
+        .filter_map(|tid| {
+            let path = dir.join("task").join(tid.to_string()).join("status");
+            read_status(&path, pid).ok()
+        })
+        .collect();
+    let children = child_pids(proc_root, pid, &tids)
+        .into_iter()
+        .filter_map(|child| {
+            let path = proc_root.join(child.to_string()).join("status");
+            read_status(&path, child).ok()
+        })
+        .collect();
+    let cmdline = fs::read(dir.join("cmdline"))
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let cgroup = fs::read_to_string(dir.join("cgroup")).ok();
+    Ok(Snapshot {
+        status,
+        cmdline,
+        threads,
+        children,
+        cgroup,
+    })
+}
