@@ -552,7 +552,7 @@ fn render_host(md: &mut String, r: &Results) {
                 .find(|h| h.workload == w.key() && h.tool == tool.key());
             let ns = s.rate.map(|x| 1e9 / x.median);
             let signed =
-                |v: f64| format!("{}{}", if v < 0.0 { "−" } else { "+" }, fmt_num(v.abs()));
+                |v: f64| format!("{}{}", if v < 0.0 { "-" } else { "+" }, fmt_num(v.abs()));
             let _ = writeln!(
                 md,
                 "| {label} | {} | {} | {} | {} | {} | {} | {} |",
