@@ -274,3 +274,128 @@ pub(super) fn targets(r: &Results) -> Vec<(String, String, Verdict)> {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::measure::Sample;
+    use crate::bench::report::{host_tax, Machine};
+
+    fn sample(w: Workload, tool: Tool, rate: f64) -> Sample {
+        Sample {
+            workload: w.key().into(),
+            tool: tool.key().into(),
+            ops: Some(rate as u64),
+            seconds: 1.0,
+            rate: Some(rate),
+            ..Sample::default()
+        }
+    }
+
+    fn results(runs: Vec<Sample>) -> Results {
+        let host_tax = host_tax(&runs, Some(200.0));
+        Results {
+            generated_unix: 0,
+            command: String::new(),
+            quick: false,
+            reps: 1,
+            seconds: 1.0,
+            idle_seconds: 2.0,
+            sustained_seconds: 60.0,
+            pinning: String::new(),
+            ring_size: "",
+            machine: Machine {
+                cpu_model: String::new(),
+                cores: 2,
+                kernel: String::new(),
+                memory_kib: 0,
+                loadavg_before: String::new(),
+                loadavg_after: String::new(),
+            },
+            unavailable: Default::default(),
+            workloads: vec![],
+            default_programs: None,
+            runs,
+            host_tax,
+            kernel_cost: vec![],
+            sustained: None,
+        }
+    }
+
+    fn verdict(r: &Results, starts: &str) -> (String, Verdict) {
+        targets(r)
+            .into_iter()
+            .find(|(t, _, _)| t.starts_with(starts))
+            .map(|(_, m, v)| (m, v))
+            .unwrap()
+    }
+
+    #[test]
+    fn host_tax_is_time_per_unit_against_untraced() {
+        // 200 ns per call untraced, 250 ns traced: +25 %, +50 ns per syscall.
+        let r = results(vec![
+            sample(Workload::Getppid, Tool::Untraced, 5_000_000.0),
+            sample(Workload::Getppid, ST, 4_000_000.0),
+            // 4 syscalls per round trip: 10 µs → 10.4 µs is +4 %, +100 ns per syscall.
+            sample(Workload::Pipe, Tool::Untraced, 100_000.0),
+            sample(Workload::Pipe, ST, 1e9 / 10_400.0),
+        ]);
+        let g = &r.host_tax[0];
+        assert_eq!(
+            (g.workload.as_str(), g.tool.as_str()),
+            ("getppid", ST.key())
+        );
+        assert!((g.tax_percent - 25.0).abs() < 1e-9);
+        assert!((g.tax_ns_per_syscall.unwrap() - 50.0).abs() < 1e-9);
+        let p = &r.host_tax[1];
+        assert!((p.tax_percent - 4.0).abs() < 1e-9);
+        assert!((p.tax_ns_per_syscall.unwrap() - 100.0).abs() < 1e-9);
+
+        let (measured, v) = verdict(&r, "host tax of the default configuration on a getppid");
+        assert_eq!(v, Verdict::Missed);
+        assert!(measured.contains("+25.0 %"), "{measured}");
+        let (_, v) = verdict(&r, "host tax of the default configuration: pipe");
+        assert_eq!(v, Verdict::Reported);
+        let (_, v) = verdict(&r, "host tax of the default configuration: `gzip");
+        assert_eq!(v, Verdict::NotMeasured);
+    }
+
+    #[test]
+    fn throughput_target_needs_every_event_and_none_lost() {
+        let mut traced = sample(Workload::Storm, ST, 90.0);
+        traced.events_expected = Some(180);
+        traced.events_seen = Some(180);
+        traced.lost = Some(0);
+        let base = sample(Workload::Storm, Tool::Untraced, 100.0);
+        let r = results(vec![base.clone(), traced.clone()]);
+        assert_eq!(verdict(&r, "storm: ≥ 0.85").1, Verdict::Met);
+
+        traced.events_seen = Some(170);
+        let r = results(vec![base.clone(), traced.clone()]);
+        let (measured, v) = verdict(&r, "storm: ≥ 0.85");
+        assert_eq!(v, Verdict::Missed);
+        assert!(
+            measured.contains("10 expected events not emitted"),
+            "{measured}"
+        );
+
+        traced.events_seen = Some(180);
+        traced.rate = Some(80.0);
+        let r = results(vec![base, traced]);
+        let (measured, v) = verdict(&r, "storm: ≥ 0.85");
+        assert_eq!(v, Verdict::Missed);
+        assert!(measured.starts_with("0.80 of untraced"), "{measured}");
+    }
+
+    #[test]
+    fn a_short_sustained_run_is_not_judged() {
+        let mut s = sample(Workload::Storm, ST, 400_000.0);
+        s.events_seen = Some(800_000);
+        s.lost = Some(0);
+        let mut r = results(vec![]);
+        r.sustained = Some(s);
+        assert_eq!(verdict(&r, "sustained").1, Verdict::Met);
+        r.sustained_seconds = 5.0;
+        assert_eq!(verdict(&r, "sustained").1, Verdict::NotMeasured);
+    }
+}

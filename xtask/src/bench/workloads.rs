@@ -285,14 +285,18 @@ impl Bench {
         let text = fs::read_to_string(&summary)
             .with_context(|| format!("cannot read {}", summary.display()))?;
         let _ = fs::remove_file(&summary);
-        text.lines()
-            .find_map(|l| {
-                let mut f = l.split_whitespace();
-                let calls = f.next()?.parse::<f64>().ok()?;
-                (f.next()? == "total").then_some(calls)
-            })
+        strace_total_calls(&text)
             .with_context(|| format!("no total in strace's summary: {}", text.trim()))
     }
+}
+
+/// The total of `strace -c -U calls,name`'s summary ("   N total").
+fn strace_total_calls(summary: &str) -> Option<f64> {
+    summary.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let calls = f.next()?.parse::<f64>().ok()?;
+        (f.next()? == "total").then_some(calls)
+    })
 }
 
 /// "rounds=N seconds=S rate=R", "signals=N …", "calls=N …" or "runs=N …" from a workload.
@@ -309,5 +313,49 @@ pub(super) fn parse_workload(out: &str) -> anyhow::Result<(u64, f64)> {
     match (ops, secs) {
         (Some(o), Some(s)) if s > 0.0 => Ok((o, s)),
         _ => bail!("unexpected workload output: {:?}", out.trim()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_reports_parse_for_every_unit() {
+        assert_eq!(
+            parse_workload("calls=1024 seconds=0.5 rate=2048.0\n").unwrap(),
+            (1024, 0.5)
+        );
+        assert_eq!(
+            parse_workload("runs=3 seconds=1.25 rate=2.4").unwrap(),
+            (3, 1.25)
+        );
+        assert_eq!(parse_workload("rounds=7 seconds=2").unwrap(), (7, 2.0));
+        assert!(parse_workload("runs=3").is_err());
+        assert!(parse_workload("calls=3 seconds=0").is_err());
+    }
+
+    #[test]
+    fn strace_summary_total_is_read() {
+        let summary = "    calls syscall\n--------- ----------------\n      256 read\n       \
+                       12 write\n--------- ----------------\n      268 total\n";
+        assert_eq!(strace_total_calls(summary), Some(268.0));
+        assert_eq!(strace_total_calls("    calls syscall\n"), None);
+    }
+
+    #[test]
+    fn gzip_input_is_fixed_text() {
+        let dir = std::env::temp_dir().join(format!("bench-gzip-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        write_gzip_input(&a).unwrap();
+        write_gzip_input(&b).unwrap();
+        let (ta, tb) = (fs::read(&a).unwrap(), fs::read(&b).unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(ta.len(), GZIP_INPUT_BYTES);
+        assert_eq!(ta, tb);
+        assert!(ta
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || *c == b' ' || *c == b'\n'));
     }
 }
