@@ -577,6 +577,22 @@ fn render_host(md: &mut String, r: &Results) {
         }
     }
     md.push('\n');
+    // A clearly negative tax is the machine's doing, not the tracer's: say so under the table.
+    let faster: Vec<String> = r
+        .host_tax
+        .iter()
+        .filter(|h| h.tax_percent < -2.0)
+        .map(|h| format!("{} under {} ({:+.1} %)", h.workload, h.tool, h.tax_percent))
+        .collect();
+    if !faster.is_empty() {
+        let _ = writeln!(
+            md,
+            "Faster than untraced: {}. The tracer does no work that speeds these programs up: \
+             the difference comes from the machine (other load, see the load average; the state \
+             of the tracer's CPU), so read it as no tax measured, not as a gain.\n",
+            faster.join("; ")
+        );
+    }
 }
 
 fn render_kernel_cost(md: &mut String, r: &Results) {
