@@ -5,15 +5,27 @@ use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
+use super::measure::prog_stats;
 use super::Bench;
+
+/// Events named explicitly, so that the report says what was traced whatever the tracer's
+/// default set is: every event but `send_failed` (whose watcher, a raw `sys_exit` tracepoint,
+/// puts every syscall of the host on the syscall-tracing slow path), and every event with it.
+const NO_SEND_FAILED: &str = "generate,deliver,exit,oom";
+const WITH_SEND_FAILED: &str = "generate,deliver,exit,send_failed,oom";
 
 /// What traces the workload.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum Tool {
     Untraced,
+    /// signal-trace's default configuration (no `--events`): whatever events it traces by
+    /// default; the report lists the kernel programs it attached.
     StJsonDevnull,
-    StSignalsOnly,
+    /// `--events generate,deliver,exit,oom`: no refused-send watcher.
+    StNoSendFailed,
+    /// `--events generate,deliver,exit,send_failed,oom`: with the refused-send watcher.
+    StWithSendFailed,
     StJsonStdout,
     StTextFile,
     StFilterReject,
@@ -27,7 +39,8 @@ impl Tool {
         match self {
             Tool::Untraced => "untraced",
             Tool::StJsonDevnull => "st-json-devnull",
-            Tool::StSignalsOnly => "st-json-signals-only",
+            Tool::StNoSendFailed => "st-json-no-send-failed",
+            Tool::StWithSendFailed => "st-json-with-send-failed",
             Tool::StJsonStdout => "st-json-stdout",
             Tool::StTextFile => "st-text-file",
             Tool::StFilterReject => "st-filter-reject",
@@ -40,9 +53,12 @@ impl Tool {
     pub(super) fn command(self) -> &'static str {
         match self {
             Tool::Untraced => "(no tracer)",
-            Tool::StJsonDevnull => "`signal-trace --format json --output /dev/null`",
-            Tool::StSignalsOnly => {
-                "`signal-trace --format json --output /dev/null --events generate,deliver`"
+            Tool::StJsonDevnull => "`signal-trace --format json --output /dev/null` (default events)",
+            Tool::StNoSendFailed => {
+                "`signal-trace --format json --output /dev/null --events generate,deliver,exit,oom` (all but send_failed)"
+            }
+            Tool::StWithSendFailed => {
+                "`signal-trace --format json --output /dev/null --events generate,deliver,exit,send_failed,oom` (all, with send_failed)"
             }
             Tool::StJsonStdout => "`signal-trace --format json > /dev/null`",
             Tool::StTextFile => "`signal-trace --format text --output FILE`",
@@ -59,7 +75,8 @@ impl Tool {
         matches!(
             self,
             Tool::StJsonDevnull
-                | Tool::StSignalsOnly
+                | Tool::StNoSendFailed
+                | Tool::StWithSendFailed
                 | Tool::StJsonStdout
                 | Tool::StTextFile
                 | Tool::StFilterReject
@@ -67,7 +84,49 @@ impl Tool {
     }
 }
 
+impl Tool {
+    /// signal-trace's arguments after `--format` for the configurations that write to
+    /// `--output /dev/null` or to stdout; None for the others.
+    pub(super) fn st_args(self) -> Option<&'static [&'static str]> {
+        Some(match self {
+            Tool::StJsonDevnull => &["json", "--output", "/dev/null"],
+            Tool::StNoSendFailed => &["json", "--output", "/dev/null", "--events", NO_SEND_FAILED],
+            Tool::StWithSendFailed => &[
+                "json",
+                "--output",
+                "/dev/null",
+                "--events",
+                WITH_SEND_FAILED,
+            ],
+            Tool::StJsonStdout => &["json"],
+            Tool::StFilterReject => &[
+                "json",
+                "--output",
+                "/dev/null",
+                "--target-pid",
+                "1",
+                "--signal",
+                "KILL",
+            ],
+            _ => return None,
+        })
+    }
+}
+
 impl Bench {
+    /// The names of the BPF programs signal-trace's default configuration attaches on this
+    /// machine (the kernel truncates them to 15 characters), so that the report says whether
+    /// the default includes the refused-send watcher (`sys_exit`) whatever the build.
+    pub(super) fn default_programs(&self) -> anyhow::Result<Vec<String>> {
+        let mut t = self.start(Tool::StJsonDevnull)?;
+        let progs = prog_stats(t.child.id());
+        t.stop()?;
+        let mut names: Vec<String> = progs?.into_values().map(|(name, _, _)| name).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Records the tools that cannot run here, with the reason, instead of failing.
     pub(super) fn probe_tools(&mut self) {
         let probes: [(Tool, Vec<&str>); 3] = [

@@ -19,10 +19,13 @@ use super::workloads::{parse_workload, Workload};
 use super::Bench;
 
 /// The runs measured with kernel.bpf_stats_enabled=1, once per repetition.
-pub(super) const KERNEL_COST_RUNS: [(Workload, Tool); 5] = [
+/// The getppid loop shows what the default configuration's programs cost a syscall that is
+/// not a signal's.
+pub(super) const KERNEL_COST_RUNS: [(Workload, Tool); 6] = [
     (Workload::PingPong, Tool::StJsonDevnull),
     (Workload::Storm, Tool::StJsonDevnull),
     (Workload::Storm, Tool::StFilterReject),
+    (Workload::Getppid, Tool::StJsonDevnull),
     (Workload::PingPong, Tool::Bpftrace),
     (Workload::Storm, Tool::Bpftrace),
 ];
@@ -33,11 +36,11 @@ pub(super) struct Sample {
     pub(super) workload: String,
     pub(super) tool: String,
     pub(super) rep: usize,
-    /// Work done (round trips or signals) and the workload's own wall time.
+    /// Work done (round trips, signals, calls or program runs) and the workload's own wall time.
     pub(super) ops: Option<u64>,
     pub(super) seconds: f64,
     pub(super) rate: Option<f64>,
-    /// Signal tracepoint hits the workload caused.
+    /// Signal tracepoint hits the workload caused (None for the workloads that send none).
     pub(super) events_expected: Option<u64>,
     /// Events the tool reported (its own count, or lines of its output).
     pub(super) events_seen: Option<u64>,
@@ -48,6 +51,9 @@ pub(super) struct Sample {
     /// The same from /proc/PID/task/*/schedstat (nanoseconds on CPU), for short intervals.
     pub(super) tracer_cpu_percent_schedstat: Option<f64>,
     pub(super) tracer_peak_rss_kib: Option<u64>,
+    /// The tracer's time on CPU (schedstat) over the workload's run, per event it reported.
+    #[serde(default)]
+    pub(super) tracer_cpu_ns_per_event: Option<f64>,
     pub(super) error: Option<String>,
 }
 
@@ -76,6 +82,10 @@ pub(super) struct KernelCost {
     /// together: the cost of one run of the program that emits (or filters out) an event.
     #[serde(default)]
     pub(super) ns_per_signal_run: Option<f64>,
+    /// For a workload that sends no signal: all the tool's programs' run time per unit of work
+    /// (per getppid call).
+    #[serde(default)]
+    pub(super) ns_per_op: Option<f64>,
     pub(super) programs: Vec<ProgCost>,
     pub(super) error: Option<String>,
 }
@@ -135,7 +145,7 @@ impl Bench {
         }
         if let Some(ops) = s.ops {
             s.rate = Some(ops as f64 / s.seconds);
-            s.events_expected = Some(ops * w.events_per_op());
+            s.events_expected = w.events_per_op().map(|e| ops * e);
         }
         s
     }
@@ -164,13 +174,17 @@ impl Bench {
         if let Some(cpu) = s.tracer_cpu_seconds {
             s.tracer_cpu_percent = Some(100.0 * cpu / secs);
         }
-        if let (Some(a), Some(b)) = (after_ns, before_ns) {
-            s.tracer_cpu_percent_schedstat = Some(a.saturating_sub(b) as f64 / secs / 1e7);
+        let cpu_ns = after_ns.zip(before_ns).map(|(a, b)| a.saturating_sub(b));
+        if let Some(ns) = cpu_ns {
+            s.tracer_cpu_percent_schedstat = Some(ns as f64 / secs / 1e7);
         }
         let stderr = stopped?;
         let (seen, lost) = t.counts(&stderr)?;
         s.events_seen = seen;
         s.lost = lost;
+        if let (Some(ns), Some(seen)) = (cpu_ns, seen.filter(|&n| n > 0)) {
+            s.tracer_cpu_ns_per_event = Some(ns as f64 / seen as f64);
+        }
         Ok(())
     }
 
@@ -184,11 +198,12 @@ impl Bench {
         // ptrace hands off synchronously between strace and its tracee: both share the
         // workload's CPU, which suits strace far better than splitting them.
         let mut cmd = self.pinned(self.workload_cpu(), Path::new("strace"));
+        let (program, args) = self.workload_argv(w, seconds);
         let child = cmd
             .args(["-f", "-qq", "-e", "trace=signal", "-o"])
             .arg(&out)
-            .arg(self.bin_dir.join(w.binary()))
-            .arg(seconds.to_string())
+            .arg(program)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -281,19 +296,31 @@ impl Bench {
         &self,
         seconds: f64,
         reps: usize,
+        workloads: &[Workload],
     ) -> anyhow::Result<Vec<KernelCost>> {
-        let _stats = BpfStats::enable()?;
         let mut costs = Vec::new();
-        for (rep, (w, tool)) in (0..reps).flat_map(|rep| KERNEL_COST_RUNS.map(|c| (rep, c))) {
+        if !KERNEL_COST_RUNS.iter().any(|(w, _)| workloads.contains(w)) {
+            return Ok(costs);
+        }
+        let _stats = BpfStats::enable()?;
+        let runs = KERNEL_COST_RUNS
+            .into_iter()
+            .filter(|(w, _)| workloads.contains(w));
+        for (rep, (w, tool)) in (0..reps).flat_map(|rep| runs.clone().map(move |c| (rep, c))) {
             let mut c = self.kernel_cost(w, tool, seconds);
             c.rep = rep;
-            match (&c.ns_per_event, &c.error) {
+            match (&c.ns_per_event.or(c.ns_per_op), &c.error) {
                 (_, Some(e)) => eprintln!("bench: in-kernel {} {}: {e}", w.key(), tool.key()),
                 (Some(ns), None) => {
                     eprintln!(
-                        "bench: in-kernel {} {}: {ns:.1} ns per event",
+                        "bench: in-kernel {} {}: {ns:.1} ns per {}",
                         w.key(),
-                        tool.key()
+                        tool.key(),
+                        if w.events_per_op().is_some() {
+                            "event"
+                        } else {
+                            "unit of work"
+                        }
                     )
                 }
                 (None, None) => {}
@@ -313,6 +340,7 @@ impl Bench {
             total_run_time_ns: 0,
             ns_per_event: None,
             ns_per_signal_run: None,
+            ns_per_op: None,
             programs: Vec::new(),
             error: None,
         };
@@ -328,7 +356,8 @@ impl Bench {
             let after = prog_stats(pid)?;
             let stderr = t.stop()?;
             let (ops, _) = run?;
-            c.events = ops * w.events_per_op();
+            let ops_done = ops;
+            c.events = ops * w.events_per_op().unwrap_or(0);
             if tool.is_signal_trace() {
                 c.events_emitted = t.counts(&stderr)?.0;
             }
@@ -346,6 +375,9 @@ impl Bench {
             c.programs
                 .sort_by(|a, b| b.run_cnt.cmp(&a.run_cnt).then(a.name.cmp(&b.name)));
             c.ns_per_event = (c.events > 0).then(|| c.total_run_time_ns as f64 / c.events as f64);
+            if w.events_per_op().is_none() && ops_done > 0 {
+                c.ns_per_op = Some(c.total_run_time_ns as f64 / ops_done as f64);
+            }
             if tool.is_signal_trace() {
                 let signal = c.programs.iter().filter(|p| {
                     p.name.starts_with("signal_generate") || p.name.starts_with("signal_deliver")

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: signal-trace's overhead against no tracing, strace, bpftrace and
-//! `perf trace`, on signal workloads built from bench/*.c.
+//! `perf trace`, on signal workloads and on workloads that send no signal (the tax on the rest
+//! of the host), built from bench/*.c.
 //!
 //! Every configuration of one workload runs once per repetition, in turn (A B C … A B C …), so
 //! drift on the machine spreads over all of them; summaries are medians with min–max. The
@@ -26,7 +27,8 @@ use std::time::SystemTime;
 use anyhow::{bail, Context as _};
 
 use self::configs::Tool;
-use self::report::{describe, loadavg, machine, render, write_section, Results};
+use self::report::{describe, host_tax, loadavg, machine, render, write_section, Results};
+use self::targets::{targets, Verdict};
 use self::workloads::Workload;
 
 const DEFAULT_RING: &str = "4 MiB (default)";
@@ -42,6 +44,20 @@ pub struct BenchArgs {
     /// Smoke run: one short repetition and a 5 s sustained test.
     #[arg(long)]
     quick: bool,
+    /// Only these workloads (repeatable): ping-pong, storm, getppid, pipe, gzip, idle. The
+    /// in-kernel cost runs and the sustained storm follow the signal workloads named.
+    #[arg(long = "workload", value_parser = parse_workload_name)]
+    workloads: Vec<Workload>,
+}
+
+fn parse_workload_name(name: &str) -> Result<Workload, String> {
+    Workload::ALL
+        .into_iter()
+        .find(|w| w.key() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = Workload::ALL.iter().map(|w| w.key()).collect();
+            format!("unknown workload {name:?} (known: {})", known.join(", "))
+        })
 }
 
 /// What every measurement needs: paths, pinning and the tools that cannot run here.
@@ -83,15 +99,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     super::sh(Command::new("cargo").args(["build", "--release", "--package", "signal-trace"]))?;
     let bin_dir = root.join("target/bench");
     fs::create_dir_all(&bin_dir).with_context(|| format!("cannot create {}", bin_dir.display()))?;
-    for w in [Workload::PingPong, Workload::Storm] {
-        let src = root.join("bench").join(format!("{}.c", w.binary()));
-        super::sh(
-            Command::new("gcc")
-                .args(["-O2", "-Wall", "-Wextra", "-o"])
-                .arg(bin_dir.join(w.binary()))
-                .arg(&src),
-        )?;
-    }
+    workloads::build(&root, &bin_dir)?;
     let tmp = bin_dir.join("tmp");
     fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
@@ -118,12 +126,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         unavailable: BTreeMap::new(),
     };
     bench.probe_tools();
+    let selected: Vec<Workload> = Workload::ALL
+        .into_iter()
+        .filter(|w| args.workloads.is_empty() || args.workloads.contains(w))
+        .collect();
+    let default_programs = bench.default_programs();
+    match &default_programs {
+        Ok(p) => eprintln!("bench: the default configuration attaches {}", p.join(", ")),
+        Err(e) => eprintln!("bench: cannot list the default configuration's programs: {e:#}"),
+    }
+    let gzip_syscalls = if selected.contains(&Workload::Gzip) {
+        bench
+            .count_gzip_syscalls()
+            .inspect(|n| eprintln!("bench: one gzip run makes {n} syscalls"))
+            .inspect_err(|e| eprintln!("bench: cannot count gzip's syscalls: {e:#}"))
+            .ok()
+    } else {
+        None
+    };
 
     let loadavg_before = loadavg();
     eprintln!("bench: load average {loadavg_before}; {reps} repetitions of {seconds} s");
     let mut runs = Vec::new();
     for rep in 0..reps {
-        for w in [Workload::PingPong, Workload::Storm, Workload::Idle] {
+        for &w in &selected {
             for &tool in w.tools() {
                 let s = if w == Workload::Idle {
                     bench.idle(tool, rep, idle_seconds)
@@ -136,11 +162,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
 
-    let kernel_cost = bench.kernel_costs(seconds, reps)?;
+    let kernel_cost = bench.kernel_costs(seconds, reps, &selected)?;
 
-    eprintln!("bench: sustained raise storm under signal-trace for {sustained_seconds} s");
-    let sustained = bench.measure(Workload::Storm, Tool::StJsonDevnull, 0, sustained_seconds);
-    eprintln!("bench: {}", describe(&sustained));
+    let sustained = selected.contains(&Workload::Storm).then(|| {
+        eprintln!("bench: sustained raise storm under signal-trace for {sustained_seconds} s");
+        let s = bench.measure(Workload::Storm, Tool::StJsonDevnull, 0, sustained_seconds);
+        eprintln!("bench: {}", describe(&s));
+        s
+    });
+    let host_tax = host_tax(&runs, gzip_syscalls);
 
     let machine = machine(loadavg_before, loadavg());
     let results = Results {
@@ -168,9 +198,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(t, r)| (t.key().to_string(), r.clone()))
             .collect(),
+        workloads: selected.iter().map(|w| w.key().to_string()).collect(),
+        default_programs: default_programs.ok(),
         runs,
+        host_tax,
         kernel_cost,
-        sustained: Some(sustained),
+        sustained,
     };
     let json_path = bench.root.join("bench/results.json");
     let json = serde_json::to_string_pretty(&results).context("cannot encode the results")?;
@@ -180,6 +213,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     write_section(&bench.root.join("BENCHMARKS.md"), &md)?;
     let _ = fs::remove_dir_all(&bench.tmp);
     println!("{md}");
+    for (target, measured, verdict) in targets(&results) {
+        if verdict == Verdict::Missed {
+            eprintln!("bench: target missed: {target}: {measured}");
+        }
+    }
     eprintln!("bench: wrote bench/results.json and BENCHMARKS.md");
     Ok(())
 }

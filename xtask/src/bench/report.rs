@@ -42,9 +42,67 @@ pub(super) struct Results {
     pub(super) ring_size: &'static str,
     pub(super) machine: Machine,
     pub(super) unavailable: BTreeMap<String, String>,
+    /// The workloads run (all unless `--workload` chose some).
+    pub(super) workloads: Vec<String>,
+    /// The BPF programs signal-trace's default configuration attached (names truncated to 15
+    /// characters by the kernel); None when they could not be listed.
+    pub(super) default_programs: Option<Vec<String>>,
     pub(super) runs: Vec<Sample>,
+    /// What each configuration costs the workloads that send no signal, from the medians.
+    pub(super) host_tax: Vec<HostTax>,
     pub(super) kernel_cost: Vec<KernelCost>,
     pub(super) sustained: Option<Sample>,
+}
+
+/// The cost of one configuration to a workload that sends no signal, against untraced.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct HostTax {
+    pub(super) workload: String,
+    pub(super) tool: String,
+    /// Syscalls per unit of work (fixed by the workload, or counted with `strace -c`).
+    pub(super) syscalls_per_op: Option<f64>,
+    /// Median time per unit of work, untraced and under the configuration.
+    pub(super) ns_per_op_untraced: f64,
+    pub(super) ns_per_op: f64,
+    /// (ns_per_op − ns_per_op_untraced) / ns_per_op_untraced, in %.
+    pub(super) tax_percent: f64,
+    /// (ns_per_op − ns_per_op_untraced) / syscalls_per_op.
+    pub(super) tax_ns_per_syscall: Option<f64>,
+}
+
+/// The host tax of every configuration of every non-signal workload run, from the medians of
+/// its successful runs; `gzip_syscalls` is one gzip run's syscall count when it was counted.
+pub(super) fn host_tax(runs: &[Sample], gzip_syscalls: Option<f64>) -> Vec<HostTax> {
+    let mut out = Vec::new();
+    for w in Workload::HOST {
+        let Some(base) = summarize(runs, w, Tool::Untraced).rate.map(|s| s.median) else {
+            continue;
+        };
+        let per_op = if w == Workload::Gzip {
+            gzip_syscalls
+        } else {
+            w.syscalls_per_op()
+        };
+        for &tool in w.tools().iter().filter(|&&t| t != Tool::Untraced) {
+            let Some(rate) = summarize(runs, w, tool).rate.map(|s| s.median) else {
+                continue;
+            };
+            if !(base > 0.0 && rate > 0.0) {
+                continue;
+            }
+            let (ns0, ns) = (1e9 / base, 1e9 / rate);
+            out.push(HostTax {
+                workload: w.key().into(),
+                tool: tool.key().into(),
+                syscalls_per_op: per_op,
+                ns_per_op_untraced: ns0,
+                ns_per_op: ns,
+                tax_percent: 100.0 * (ns - ns0) / ns0,
+                tax_ns_per_syscall: per_op.filter(|&n| n > 0.0).map(|n| (ns - ns0) / n),
+            });
+        }
+    }
+    out
 }
 
 pub(super) fn loadavg() -> String {
@@ -142,6 +200,7 @@ pub(super) struct Summary {
     pub(super) cpu: Option<Stat>,
     pub(super) cpu_ns: Option<Stat>,
     pub(super) rss_max: Option<u64>,
+    pub(super) ns_per_event: Option<Stat>,
     pub(super) ok: usize,
     pub(super) errors: Vec<String>,
 }
@@ -164,6 +223,7 @@ pub(super) fn summarize(runs: &[Sample], w: Workload, tool: Tool) -> Summary {
         cpu: col(&|s| s.tracer_cpu_percent),
         cpu_ns: col(&|s| s.tracer_cpu_percent_schedstat),
         rss_max: good.iter().filter_map(|s| s.tracer_peak_rss_kib).max(),
+        ns_per_event: col(&|s| s.tracer_cpu_ns_per_event),
         ok: good.len(),
         errors,
     }
@@ -208,6 +268,17 @@ pub(super) fn fmt_stat(s: &Option<Stat>) -> String {
     }
 }
 
+/// A duration given in ns, in the unit that keeps it readable.
+pub(super) fn fmt_duration(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{} ms", fmt_num(ns / 1e6))
+    } else if ns >= 1e4 {
+        format!("{} µs", fmt_num(ns / 1e3))
+    } else {
+        format!("{} ns", fmt_num(ns))
+    }
+}
+
 pub(super) fn mib(kib: Option<u64>) -> String {
     kib.map(|k| format!("{:.1}", k as f64 / 1024.0))
         .unwrap_or_else(|| "—".into())
@@ -244,6 +315,12 @@ pub(super) fn render(r: &Results) -> String {
     );
     let _ = writeln!(md, "| pinning | {} |", r.pinning);
     let _ = writeln!(md, "| signal-trace ring | {} |", r.ring_size);
+    let _ = writeln!(md, "| workloads | {} |", r.workloads.join(", "));
+    let _ = writeln!(
+        md,
+        "| signal-trace's default configuration | {} |",
+        default_programs(r)
+    );
     let _ = writeln!(md, "| generated | unix time {} |\n", r.generated_unix);
     if !r.unavailable.is_empty() {
         for (tool, reason) in &r.unavailable {
@@ -259,21 +336,28 @@ pub(super) fn render(r: &Results) -> String {
          (signal-trace: its exit total; otherwise lines of its output: for strace, `kill`/`tgkill` \
          calls and `--- SIG` deliveries); *lost* is summed over the repetitions, as the tool \
          reports it (— when it reports none). Tracer CPU is user + system time over the \
-         workload's run, in % of one core.\n"
+         workload's run, in % of one core; *tracer ns/event* is its time on CPU (schedstat) \
+         over the run divided by the events it reported. signal-trace's configurations name \
+         their events: *default events* is whatever the build traces with no `--events` (the \
+         table above lists what it attached), *all but send_failed* leaves out the watcher of \
+         refused sends, *all, with send_failed* includes it.\n"
     );
-    for w in [Workload::PingPong, Workload::Storm] {
+    let ran = |w: Workload| r.workloads.iter().any(|k| k == w.key());
+    for w in [Workload::PingPong, Workload::Storm]
+        .into_iter()
+        .filter(|&w| ran(w))
+    {
         let base = summarize(&r.runs, w, Tool::Untraced).rate.map(|s| s.median);
-        let title = match w {
-            Workload::PingPong => "Ping-pong between two processes (kill + sigsuspend, handlers)",
-            _ => "raise() + handler storm in one process",
-        };
-        let _ = writeln!(md, "### {title}\n");
+        let _ = writeln!(md, "### {}\n", w.describe());
         let _ = writeln!(
             md,
-            "| configuration | {} | vs untraced | events expected | events seen | lost | tracer CPU % | tracer peak RSS MiB |",
+            "| configuration | {} | vs untraced | events expected | events seen | lost | tracer CPU % | tracer ns/event | tracer peak RSS MiB |",
             w.unit()
         );
-        let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(
+            md,
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
         for &tool in w.tools() {
             let s = summarize(&r.runs, w, tool);
             if s.ok == 0 {
@@ -285,7 +369,7 @@ pub(super) fn render(r: &Results) -> String {
                 };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | | | | | | |",
+                    "| {} | {} | | | | | | | |",
                     tool.command(),
                     why.replace('|', "/")
                 );
@@ -306,7 +390,7 @@ pub(super) fn render(r: &Results) -> String {
             }
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 tool.command(),
                 rate,
                 ratio,
@@ -320,46 +404,198 @@ pub(super) fn render(r: &Results) -> String {
                     .map(|l| l.to_string())
                     .unwrap_or_else(|| "—".into()),
                 fmt_pct(&s.cpu),
+                fmt_ns(&s.ns_per_event),
                 mib(s.rss_max),
             );
         }
         md.push('\n');
     }
+    if Workload::HOST.into_iter().any(ran) {
+        render_host(&mut md, r);
+    }
 
-    let _ = writeln!(
-        md,
-        "### Idle host (no signal workload, {} s)\n",
-        r.idle_seconds
-    );
-    let _ = writeln!(
-        md,
-        "| tracer | CPU % of one core (stat) | CPU % (schedstat) | peak RSS MiB (max) | events seen |"
-    );
-    let _ = writeln!(md, "| --- | --- | --- | --- | --- |");
-    for &tool in Workload::Idle.tools() {
-        let s = summarize(&r.runs, Workload::Idle, tool);
-        if s.ok == 0 {
-            let why = s.errors.first().cloned().unwrap_or_else(|| "no run".into());
-            let _ = writeln!(
-                md,
-                "| {} | {} | | | |",
-                tool.command(),
-                why.replace('|', "/")
-            );
-            continue;
-        }
+    if ran(Workload::Idle) {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} |",
-            tool.command(),
-            fmt_pct(&s.cpu),
-            fmt_pct(&s.cpu_ns),
-            mib(s.rss_max),
-            fmt_stat(&s.seen)
+            "### Idle host (no signal workload, {} s)\n",
+            r.idle_seconds
         );
+        let _ = writeln!(
+            md,
+            "| tracer | CPU % of one core (stat) | CPU % (schedstat) | peak RSS MiB (max) | events seen |"
+        );
+        let _ = writeln!(md, "| --- | --- | --- | --- | --- |");
+        for &tool in Workload::Idle.tools() {
+            let s = summarize(&r.runs, Workload::Idle, tool);
+            if s.ok == 0 {
+                let why = s.errors.first().cloned().unwrap_or_else(|| "no run".into());
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | | | |",
+                    tool.command(),
+                    why.replace('|', "/")
+                );
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                tool.command(),
+                fmt_pct(&s.cpu),
+                fmt_pct(&s.cpu_ns),
+                mib(s.rss_max),
+                fmt_stat(&s.seen)
+            );
+        }
+        md.push('\n');
+    }
+
+    if !r.kernel_cost.is_empty() {
+        render_kernel_cost(&mut md, r);
+    }
+
+    let storm_base = summarize(&r.runs, Workload::Storm, Tool::Untraced)
+        .rate
+        .map(|s| s.median);
+    if let Some(s) = &r.sustained {
+        let _ = writeln!(md, "### Sustained: raise storm under `signal-trace --format json --output /dev/null` (default events) for {} s\n", r.sustained_seconds);
+        if let Some(e) = &s.error {
+            let _ = writeln!(md, "failed: {e}\n");
+        } else {
+            let ev_rate = s.events_seen.map(|e| e as f64 / s.seconds);
+            let _ = writeln!(md, "| signals/s | vs untraced (median above) | events delivered/s | events lost | tracer CPU % | tracer ns/event | peak RSS MiB |");
+            let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- |");
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                s.rate.map(fmt_num).unwrap_or_else(|| "—".into()),
+                match (s.rate, storm_base) {
+                    (Some(x), Some(b)) if b > 0.0 => format!("{:.2}", x / b),
+                    _ => "—".into(),
+                },
+                ev_rate.map(fmt_num).unwrap_or_else(|| "—".into()),
+                s.lost.map(|l| l.to_string()).unwrap_or_else(|| "—".into()),
+                s.tracer_cpu_percent
+                    .map(|c| format!("{c:.1}"))
+                    .unwrap_or_else(|| "—".into()),
+                s.tracer_cpu_ns_per_event
+                    .map(|n| format!("{n:.0}"))
+                    .unwrap_or_else(|| "—".into()),
+                mib(s.tracer_peak_rss_kib),
+            );
+        }
+    }
+
+    let _ = writeln!(md, "### Targets\n");
+    let _ = writeln!(md, "| target | measured | verdict |\n| --- | --- | --- |");
+    for (target, measured, verdict) in targets(r) {
+        let _ = writeln!(md, "| {target} | {measured} | {} |", verdict.label());
+    }
+    md
+}
+
+/// What the default configuration attached, and whether that includes the refused-send
+/// watcher's raw `sys_exit` tracepoint.
+fn default_programs(r: &Results) -> String {
+    match &r.default_programs {
+        Some(p) if p.iter().any(|n| n == "sys_exit") => format!(
+            "attached {}: with the refused-send watcher (`sys_exit`, on every syscall)",
+            p.join(", ")
+        ),
+        Some(p) => format!(
+            "attached {}: no `sys_exit` watcher of refused sends",
+            p.join(", ")
+        ),
+        None => "its programs could not be listed".into(),
+    }
+}
+
+/// The workloads that send no signal: time per unit of work and the tax of each configuration.
+fn render_host(md: &mut String, r: &Results) {
+    let _ = writeln!(
+        md,
+        "### The rest of the host: workloads that send no signal\n"
+    );
+    let _ = writeln!(
+        md,
+        "What a tracer running on the host costs programs that have nothing to do with signals. \
+         *Tax* is the median time per unit of work under the configuration against the median \
+         untraced, in % and in ns per syscall of the workload (getppid: 1 per call; pipe: 4 per \
+         round trip; gzip: one run's syscalls counted with `strace -f -c`, the driver's fork \
+         and wait left out). Tracer CPU is in % of one core over the run.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| workload | configuration | rate | time per unit | tax % | tax ns per syscall | events seen | tracer CPU % |"
+    );
+    let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for w in Workload::HOST {
+        if !r.workloads.iter().any(|k| k == w.key()) {
+            continue;
+        }
+        for &tool in w.tools() {
+            let s = summarize(&r.runs, w, tool);
+            let label = format!("{} ({})", w.key(), w.unit());
+            if s.ok == 0 {
+                let why = s.errors.first().cloned().unwrap_or_else(|| "no run".into());
+                let _ = writeln!(
+                    md,
+                    "| {label} | {} | {} | | | | | |",
+                    tool.command(),
+                    why.replace('|', "/")
+                );
+                continue;
+            }
+            let tax = r
+                .host_tax
+                .iter()
+                .find(|h| h.workload == w.key() && h.tool == tool.key());
+            let ns = s.rate.map(|x| 1e9 / x.median);
+            let signed =
+                |v: f64| format!("{}{}", if v < 0.0 { "-" } else { "+" }, fmt_num(v.abs()));
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+                tool.command(),
+                fmt_stat(&s.rate),
+                ns.map(fmt_duration).unwrap_or_else(|| "—".into()),
+                match tax {
+                    Some(h) => format!("{:+.1}", h.tax_percent),
+                    None if tool == Tool::Untraced => "—".into(),
+                    None => "?".into(),
+                },
+                tax.and_then(|h| h.tax_ns_per_syscall)
+                    .map(signed)
+                    .unwrap_or_else(|| "—".into()),
+                if tool == Tool::Untraced {
+                    "—".into()
+                } else {
+                    fmt_stat(&s.seen)
+                },
+                fmt_pct(&s.cpu),
+            );
+        }
     }
     md.push('\n');
+    // A clearly negative tax is the machine's doing, not the tracer's: say so under the table.
+    let faster: Vec<String> = r
+        .host_tax
+        .iter()
+        .filter(|h| h.tax_percent < -2.0)
+        .map(|h| format!("{} under {} ({:+.1} %)", h.workload, h.tool, h.tax_percent))
+        .collect();
+    if !faster.is_empty() {
+        let _ = writeln!(
+            md,
+            "Faster than untraced: {}. The tracer does no work that speeds these programs up: \
+             the difference comes from the machine (other load, see the load average; the state \
+             of the tracer's CPU), so read it as no tax measured, not as a gain.\n",
+            faster.join("; ")
+        );
+    }
+}
 
+fn render_kernel_cost(md: &mut String, r: &Results) {
     let _ = writeln!(
         md,
         "### In-kernel cost (kernel.bpf_stats_enabled=1; runs: {} of {} s each)\n",
@@ -368,9 +604,10 @@ pub(super) fn render(r: &Results) -> String {
     let _ = writeln!(
         md,
         "*ns per event* is the run time of all the tracer's BPF programs divided by the signal \
-         tracepoint hits the workload caused, median (min–max) over the runs. For signal-trace it \
-         includes the syscall program that watches for refused sends (`sys_exit`), which runs on \
-         every syscall's return. The other columns come from the median run; per program, run_time_ns / \
+         tracepoint hits the workload caused, median (min–max) over the runs; for the getppid \
+         loop, per call. Where signal-trace's configuration attaches the syscall program that \
+         watches for refused sends (`sys_exit`), which runs on every syscall's return, it counts \
+         too. The other columns come from the median run; per program, run_time_ns / \
          run_cnt from /proc/PID/fdinfo. Collecting these statistics itself adds a little to every \
          run, and the figures are wall-clock time inside the programs, so a busy host inflates \
          them.\n"
@@ -419,7 +656,11 @@ pub(super) fn render(r: &Results) -> String {
             c.events_emitted
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "—".into()),
-            fmt_ns(&ns),
+            if w.events_per_op().is_some() {
+                fmt_ns(&ns)
+            } else {
+                format!("{} per call", fmt_ns(&ns))
+            },
             if progs.is_empty() {
                 "—".into()
             } else {
@@ -428,47 +669,6 @@ pub(super) fn render(r: &Results) -> String {
         );
     }
     md.push('\n');
-
-    let storm_base = summarize(&r.runs, Workload::Storm, Tool::Untraced)
-        .rate
-        .map(|s| s.median);
-    if let Some(s) = &r.sustained {
-        let _ = writeln!(md, "### Sustained: raise storm under `signal-trace --format json --output /dev/null` for {} s\n", r.sustained_seconds);
-        if let Some(e) = &s.error {
-            let _ = writeln!(md, "failed: {e}\n");
-        } else {
-            let ev_rate = s.events_seen.map(|e| e as f64 / s.seconds);
-            let _ = writeln!(md, "| signals/s | vs untraced (median above) | events delivered/s | events lost | tracer CPU % | peak RSS MiB |");
-            let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- |");
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} |\n",
-                s.rate.map(fmt_num).unwrap_or_else(|| "—".into()),
-                match (s.rate, storm_base) {
-                    (Some(x), Some(b)) if b > 0.0 => format!("{:.2}", x / b),
-                    _ => "—".into(),
-                },
-                ev_rate.map(fmt_num).unwrap_or_else(|| "—".into()),
-                s.lost.map(|l| l.to_string()).unwrap_or_else(|| "—".into()),
-                s.tracer_cpu_percent
-                    .map(|c| format!("{c:.1}"))
-                    .unwrap_or_else(|| "—".into()),
-                mib(s.tracer_peak_rss_kib),
-            );
-        }
-    }
-
-    let _ = writeln!(md, "### Targets\n");
-    let _ = writeln!(md, "| target | measured | verdict |\n| --- | --- | --- |");
-    for (target, measured, verdict) in targets(r) {
-        let v = match verdict {
-            Some(true) => "met",
-            Some(false) => "**missed**",
-            None => "not measured",
-        };
-        let _ = writeln!(md, "| {target} | {measured} | {v} |");
-    }
-    md
 }
 
 /// The run with the median ns per event among the successful ones of (w, tool), and the
@@ -487,14 +687,11 @@ pub(super) fn median_cost(
     }
     let mut good: Vec<&KernelCost> = all
         .into_iter()
-        .filter(|c| c.error.is_none() && c.ns_per_event.is_some())
+        .filter(|c| c.error.is_none() && c.ns_per_event.or(c.ns_per_op).is_some())
         .collect();
-    let spread = stat(good.iter().filter_map(|c| c.ns_per_event).collect());
-    good.sort_by(|a, b| {
-        a.ns_per_event
-            .unwrap_or(0.0)
-            .total_cmp(&b.ns_per_event.unwrap_or(0.0))
-    });
+    let key = |c: &KernelCost| c.ns_per_event.or(c.ns_per_op).unwrap_or(0.0);
+    let spread = stat(good.iter().map(|c| key(c)).collect());
+    good.sort_by(|a, b| key(a).total_cmp(&key(b)));
     let mid = good.get(good.len().saturating_sub(1) / 2).copied();
     Some((mid, spread))
 }

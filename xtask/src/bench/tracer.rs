@@ -189,35 +189,20 @@ impl Bench {
             _ => {
                 let mut c = self.pinned(self.tracer_cpu(), &self.st);
                 c.args(["--format"]);
-                match tool {
-                    Tool::StJsonDevnull => c.args(["json", "--output", "/dev/null"]),
-                    Tool::StSignalsOnly => c.args([
-                        "json",
-                        "--output",
-                        "/dev/null",
-                        "--events",
-                        "generate,deliver",
-                    ]),
-                    Tool::StJsonStdout => {
-                        stdout = Stdio::from(
-                            fs::OpenOptions::new()
-                                .write(true)
-                                .open("/dev/null")
-                                .context("cannot open /dev/null")?,
-                        );
-                        c.args(["json"])
+                if tool == Tool::StJsonStdout {
+                    stdout = Stdio::from(
+                        fs::OpenOptions::new()
+                            .write(true)
+                            .open("/dev/null")
+                            .context("cannot open /dev/null")?,
+                    );
+                }
+                match (tool, tool.st_args()) {
+                    (_, Some(args)) => c.args(args),
+                    (Tool::StTextFile, None) => {
+                        c.args(["text", "--color", "never", "--output"]).arg(&out)
                     }
-                    Tool::StTextFile => c.args(["text", "--color", "never", "--output"]).arg(&out),
-                    Tool::StFilterReject => c.args([
-                        "json",
-                        "--output",
-                        "/dev/null",
-                        "--target-pid",
-                        "1",
-                        "--signal",
-                        "KILL",
-                    ]),
-                    other => bail!("{} is not a system-wide tracer", other.key()),
+                    (other, None) => bail!("{} is not a system-wide tracer", other.key()),
                 };
                 c
             }
