@@ -77,11 +77,19 @@ TEST_RUN=/run/signal-trace-test
 TEST_LIB=/var/lib/signal-trace-test
 TEST_CACHE=/var/cache/signal-trace
 
+# proc_alive PID: true when PID runs (a zombie does not: whoever reaps it may take a while).
+proc_alive() {
+  local stat
+  stat=$(cat /proc/"$1"/stat 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 # pidfile_alive FILE: true when FILE names a live process.
 pidfile_alive() {
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && proc_alive "$pid"
 }
 
 # stop_pidfile FILE SECONDS: SIGTERM to the process FILE names, SIGKILL after SECONDS, and
@@ -89,10 +97,10 @@ pidfile_alive() {
 stop_pidfile() {
   local file=$1 seconds=$2 pid deadline
   pid=$(cat "$file" 2>/dev/null) || return 0
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  if [ -n "$pid" ] && proc_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + seconds))
-    while kill -0 "$pid" 2>/dev/null; do
+    while proc_alive "$pid"; do
       if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; fi
       sleep 0.05
     done

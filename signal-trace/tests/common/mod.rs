@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bpf;
+pub mod cri;
 pub mod ctr;
 pub mod proc;
 
