@@ -102,6 +102,7 @@ impl Ctr {
     fn pid(&self) -> i32 {
         let (pid, status) = self.task().expect("the task exists");
         assert_eq!(status, "RUNNING", "container {}", self.id);
+        common::ctr::wait_exec(pid);
         pid
     }
 

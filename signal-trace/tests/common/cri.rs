@@ -236,6 +236,7 @@ impl CriPod {
             }))
             .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
         let pid = self.pid(&id);
+        ctr::wait_exec(pid);
         let dir = ctr::cgroup_root()
             .join(self.spec.cgroup_parent.trim_start_matches('/'))
             .join(&id);

@@ -196,6 +196,24 @@ pub fn require_containerd() {
     );
 }
 
+/// Waits until a container's init has become the container's command: a started task's pid
+/// may still be runc's init for a moment (comm "runc:[2:INIT]"), and a signal sent then is
+/// runc's business, not the command's.
+pub fn wait_exec(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.starts_with("runc:") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} is still {comm:?} after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Mount points of every cgroup hierarchy, v1 and v2.
 pub fn cgroup_mounts() -> Vec<PathBuf> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
@@ -314,12 +332,16 @@ impl TestContainer {
         })
     }
 
-    /// The host pid of the container's init (`ctr task ls`).
+    /// The host pid of the container's init (`ctr task ls`), once it runs the container's
+    /// command (see [`wait_exec`]).
     pub fn pid(&self) -> i32 {
-        self.task()
+        let pid = self
+            .task()
             .map(|(pid, _)| pid)
             .filter(|&pid| pid > 0)
-            .unwrap_or_else(|| panic!("no task for container {}", self.id))
+            .unwrap_or_else(|| panic!("no task for container {}", self.id));
+        wait_exec(pid);
+        pid
     }
 
     /// Waits until this container's task has stopped or is gone; false on timeout.
