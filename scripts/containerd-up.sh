@@ -7,6 +7,8 @@
 #                                      and start it again (setup.sh --test does this: every
 #                                      test run starts from an empty containerd)
 #   scripts/containerd-up.sh --down    stop it, kill its containers, empty its root and state
+# --fresh and --down take the tests' dockerd (scripts/docker-up.sh), which runs on this
+# containerd, down first.
 #
 # It is not the system's containerd and leaves that one alone:
 #   socket  /run/signal-trace-test/containerd/containerd.sock
@@ -52,6 +54,10 @@ answering() { [ -S "$SOCK" ] && c version >/dev/null 2>&1; }
 # cgroups), stops containerd, kills what its shims still hold, and empties its root and state.
 down() {
   local ns ids id shim
+  # The tests' dockerd keeps its containers here (scripts/docker-up.sh): it goes first.
+  if [ -e "$TEST_RUN/docker/docker.pid" ] || [ -d "$TEST_LIB/docker" ]; then
+    bash "$here/docker-up.sh" --down
+  fi
   if answering; then
     for ns in $(c namespaces ls -q); do
       ids=$(c -n "$ns" task ls -q)

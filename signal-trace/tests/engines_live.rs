@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::cri::{CriPod, PodSpec, GRACE_ANNOTATION};
 use common::ctr::{container_info, cri_metadata, CRI_NAMESPACE};
-use common::docker::{DockerContainer, RunOptions};
+use common::docker::{DockerContainer, Engine, RunOptions};
 use common::systemd::Machine;
 
 /// The cgroup v2 path of a process, relative to the hierarchy's root.
@@ -109,21 +109,28 @@ fn comm(pid: i32) -> String {
         .to_owned()
 }
 
-#[test]
-fn docker_stop_with_init_forwards_term_and_without_kills_after_the_timeout() {
-    // --init: docker-init (tini) is PID 1 and forwards SIGTERM to its child, which dies of it.
-    let opts = RunOptions::new("svc").init().compose("shop", "web");
+/// `stop` of a container under `engine`: with --init, the init forwards SIGTERM to its child,
+/// which dies of it, at once; without, a bare sleep as PID 1 drops SIGTERM and is killed with
+/// SIGKILL after the timeout. `kill -s` sends what it is told.
+fn engine_stops_containers(engine: Engine, init_comm: &str) {
+    let opts = RunOptions::new("svc")
+        .engine(engine)
+        .init()
+        .compose("shop", "web");
     let c = DockerContainer::run(&opts, &["sh", "-c", "sleep 1000"]);
     let init = c.pid();
-    assert_eq!(comm(init), "docker-init");
+    assert_eq!(comm(init), init_comm);
     let kids = children(init);
-    assert_eq!(kids.len(), 1, "one child under docker-init: {kids:?}");
+    assert_eq!(kids.len(), 1, "one child under {init_comm}: {kids:?}");
     assert_eq!(comm(kids[0]), "sleep");
     let cgroup = c.cgroup_dir();
-    assert_eq!(
-        cgroup.file_name().and_then(|n| n.to_str()),
-        Some(c.id.as_str()),
-        "cgroupfs driver: /docker/<id>"
+    assert!(
+        cgroup
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(c.id.as_str())),
+        "{engine:?}: the container's cgroup is named by its id: {}",
+        cgroup.display()
     );
     assert_eq!(cgroup_of(kids[0]), cgroup_of(init));
     let labels = &c.inspect()["Config"]["Labels"];
@@ -136,34 +143,45 @@ fn docker_stop_with_init_forwards_term_and_without_kills_after_the_timeout() {
         )
     );
     let took = c.stop(10);
-    eprintln!("docker stop -t 10 with --init took {took:?}");
+    eprintln!("{engine:?}: stop -t 10 with --init took {took:?}");
     assert!(
         took < Duration::from_secs(5),
         "SIGTERM was not forwarded: {took:?}"
     );
-    assert_eq!(c.exit_code(), Some(143), "tini exits 128+SIGTERM");
+    assert_eq!(c.exit_code(), Some(143), "the init exits 128+SIGTERM");
     assert!(!alive(kids[0]));
 
-    // Without --init, sleep is PID 1 with no handler: SIGTERM is dropped, SIGKILL comes after
-    // the timeout.
-    let bare = DockerContainer::run(&RunOptions::new("bare"), &["sleep", "1000"]);
+    let bare = DockerContainer::run(&RunOptions::new("bare").engine(engine), &["sleep", "1000"]);
     let pid = bare.pid();
     assert_eq!(comm(pid), "sleep");
     let took = bare.stop(1);
-    eprintln!("docker stop -t 1 without --init took {took:?}");
+    eprintln!("{engine:?}: stop -t 1 without --init took {took:?}");
     assert!(took >= Duration::from_millis(950), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(bare.exit_code(), Some(137));
     assert!(!alive(pid));
 
-    // docker kill -s sends what it is told.
-    let k = DockerContainer::run(&RunOptions::new("kill").init(), &["sleep", "1000"]);
+    let k = DockerContainer::run(
+        &RunOptions::new("kill").engine(engine).init(),
+        &["sleep", "1000"],
+    );
     k.kill("SIGUSR1");
     assert!(
         k.wait_stopped(Duration::from_secs(5)),
-        "SIGUSR1 through tini ends sleep"
+        "SIGUSR1 through the init ends sleep"
     );
     assert_eq!(k.exit_code(), Some(128 + 10));
+}
+
+#[test]
+fn docker_stop_with_init_forwards_term_and_without_kills_after_the_timeout() {
+    engine_stops_containers(Engine::Docker, "docker-init");
+}
+
+#[test]
+fn podman_and_its_docker_api_stop_containers_like_docker() {
+    engine_stops_containers(Engine::Podman, "podman-init");
+    engine_stops_containers(Engine::PodmanDockerApi, "podman-init");
 }
 
 #[test]

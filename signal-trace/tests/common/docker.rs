@@ -1,12 +1,14 @@
 //! Docker containers for the live tests, on the tests' own dockerd (scripts/docker-up.sh: its
 //! socket is [`SOCKET`], its containerd the tests' one, containerd namespace "moby"), never the
-//! system's. Containers run the busybox image, with no network unless asked; they are removed
-//! on drop. Needs root; fails otherwise.
+//! system's; or on the tests' podman (scripts/podman-up.sh), through its own CLI or through
+//! its Docker-compatible API with the docker CLI ([`Engine`]). Containers run the busybox
+//! image, with no network unless asked; they are removed on drop. Needs root; fails otherwise.
 //!
 //! ```ignore
 //! let c = DockerContainer::run(&RunOptions::new("web").init().compose("shop", "web"),
 //!                              &["sh", "-c", "sleep 1000"]);
 //! let took = c.stop(10); // docker stop -t 10: SIGTERM, SIGKILL after 10 s
+//! let p = DockerContainer::run(&RunOptions::new("web").engine(Engine::Podman), &["sleep", "1000"]);
 //! ```
 
 use std::path::PathBuf;
@@ -27,35 +29,103 @@ pub const IMAGE: &str = "localhost/signal-trace/busybox:latest";
 /// The containerd namespace of dockerd's containers (on the tests' containerd).
 pub const CONTAINERD_NAMESPACE: &str = "moby";
 
+/// The tests' podman's Docker-compatible API (`podman system service`).
+pub const PODMAN_SOCKET: &str = "/run/signal-trace-test/podman.sock";
+/// The tests' podman configuration: run podman with these in its environment.
+pub const PODMAN_ENV: [(&str, &str); 2] = [
+    (
+        "CONTAINERS_CONF",
+        "/run/signal-trace-test/podman/containers.conf",
+    ),
+    (
+        "CONTAINERS_STORAGE_CONF",
+        "/run/signal-trace-test/podman/storage.conf",
+    ),
+];
+
+/// Which engine runs a container; all take the same CLI options used here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// /usr/bin/docker on the tests' dockerd.
+    Docker,
+    /// The podman CLI with the tests' podman configuration.
+    Podman,
+    /// /usr/bin/docker on podman's Docker-compatible API ([`PODMAN_SOCKET`]).
+    PodmanDockerApi,
+}
+
+impl Engine {
+    /// Makes sure the engine is ready (scripts/docker-up.sh or scripts/podman-up.sh, which
+    /// start what does not answer); once per test process and engine.
+    pub fn up(self) {
+        static DOCKER_UP: OnceLock<()> = OnceLock::new();
+        static PODMAN_UP: OnceLock<()> = OnceLock::new();
+        let (once, script) = match self {
+            Engine::Docker => (&DOCKER_UP, "docker-up.sh"),
+            Engine::Podman | Engine::PodmanDockerApi => (&PODMAN_UP, "podman-up.sh"),
+        };
+        once.get_or_init(|| {
+            super::require_root();
+            run_script(script, &[]);
+        });
+    }
+
+    /// The engine's CLI, ready for its arguments.
+    pub fn command(self) -> Command {
+        match self {
+            Engine::Docker => {
+                let mut c = Command::new(DOCKER);
+                c.args(["-H", &format!("unix://{SOCKET}")]);
+                c
+            }
+            Engine::Podman => {
+                let mut c = Command::new("podman");
+                c.envs(PODMAN_ENV);
+                c
+            }
+            Engine::PodmanDockerApi => {
+                let mut c = Command::new(DOCKER);
+                c.args(["-H", &format!("unix://{PODMAN_SOCKET}")]);
+                c
+            }
+        }
+    }
+
+    /// The CLI with ARGS, whatever its outcome.
+    pub fn try_run(self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {self:?} (apt-get install docker.io podman): {e}"))
+    }
+
+    /// Like [`try_run`](Self::try_run); panics with its output when it fails.
+    pub fn run(self, args: &[&str]) -> Output {
+        let out = self.try_run(args);
+        assert!(
+            out.status.success(),
+            "{self:?} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
 /// Makes sure the tests' dockerd answers with its image (scripts/docker-up.sh, which starts it
 /// and the tests' containerd when they do not answer); once per test process.
 pub fn up() {
-    static UP: OnceLock<()> = OnceLock::new();
-    UP.get_or_init(|| {
-        super::require_root();
-        run_script("docker-up.sh", &[]);
-    });
+    Engine::Docker.up();
 }
 
 /// `docker -H unix://SOCKET ARGS`, whatever its outcome.
 pub fn try_docker(args: &[&str]) -> Output {
-    Command::new(DOCKER)
-        .args(["-H", &format!("unix://{SOCKET}")])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {DOCKER} (apt-get install docker.io): {e}"))
+    Engine::Docker.try_run(args)
 }
 
 /// Like [`try_docker`]; panics with its output when it fails.
 pub fn docker(args: &[&str]) -> Output {
-    let out = try_docker(args);
-    assert!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    Engine::Docker.run(args)
 }
 
 /// How a container is run: `docker run -d --name NAME [OPTIONS] IMAGE CMD`.
@@ -73,6 +143,7 @@ pub struct RunOptions {
     /// Any other `docker run` options, e.g. `--stop-signal=SIGINT`, `--stop-timeout=3`.
     pub extra: Vec<String>,
     pub image: String,
+    pub engine: Engine,
 }
 
 impl RunOptions {
@@ -84,7 +155,13 @@ impl RunOptions {
             network: "none".to_owned(),
             extra: Vec::new(),
             image: IMAGE.to_owned(),
+            engine: Engine::Docker,
         }
+    }
+
+    pub fn engine(mut self, engine: Engine) -> RunOptions {
+        self.engine = engine;
+        self
     }
 
     pub fn init(mut self) -> RunOptions {
@@ -119,17 +196,18 @@ impl RunOptions {
     }
 }
 
-/// A running docker container, removed (`docker rm -f`) on drop.
+/// A running container, removed (`docker rm -f`) on drop.
 pub struct DockerContainer {
     pub name: String,
     /// The 64-digit container id.
     pub id: String,
+    pub engine: Engine,
 }
 
 impl DockerContainer {
     /// `docker run -d` with `opts` and `cmd`; waits until it runs.
     pub fn run(opts: &RunOptions, cmd: &[&str]) -> DockerContainer {
-        up();
+        opts.engine.up();
         let mut args: Vec<String> = vec![
             "run".into(),
             "-d".into(),
@@ -153,8 +231,9 @@ impl DockerContainer {
         let mut c = DockerContainer {
             name: opts.name.clone(),
             id: String::new(),
+            engine: opts.engine,
         };
-        let out = docker(&refs);
+        let out = c.engine.run(&refs);
         let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         assert_eq!(id.len(), 64, "docker run printed no id: {id:?}");
         c.id = id;
@@ -166,7 +245,7 @@ impl DockerContainer {
 
     /// `docker inspect`: the container's record.
     pub fn inspect(&self) -> Value {
-        let out = docker(&["inspect", &self.name]);
+        let out = self.engine.run(&["inspect", &self.name]);
         let v: Value = serde_json::from_slice(&out.stdout).expect("docker inspect prints JSON");
         v[0].clone()
     }
@@ -199,13 +278,14 @@ impl DockerContainer {
     /// SECONDS. Returns how long it took.
     pub fn stop(&self, seconds: u32) -> Duration {
         let start = Instant::now();
-        docker(&["stop", "-t", &seconds.to_string(), &self.name]);
+        self.engine
+            .run(&["stop", "-t", &seconds.to_string(), &self.name]);
         start.elapsed()
     }
 
     /// `docker kill -s SIGNAL`.
     pub fn kill(&self, signal: &str) {
-        docker(&["kill", "-s", signal, &self.name]);
+        self.engine.run(&["kill", "-s", signal, &self.name]);
     }
 
     /// Waits until it stopped; false on timeout.
@@ -221,7 +301,7 @@ impl DockerContainer {
     }
 
     pub fn remove(&self) {
-        let _ = try_docker(&["rm", "-f", &self.name]);
+        let _ = self.engine.try_run(&["rm", "-f", &self.name]);
     }
 }
 
