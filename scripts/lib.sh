@@ -5,9 +5,12 @@ apt_updated=0
 # apt_install PACKAGE...: installs the Debian packages that are missing (one apt-get update
 # first), and nothing when all are there.
 apt_install() {
-  local missing=()
+  local missing=() installed
+  # One dpkg-query for all: one per package costs 10-20 ms each.
+  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null \
+    | awk -F: '$2 == "install ok installed" {print $1}' | tr '\n' ' ') "
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [[ "$installed" == *" $p "* ]] || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
