@@ -536,6 +536,7 @@ fn state_stays_bounded() {
                 status: 15,
                 killed_by: None,
                 container: None,
+                unit: None,
             };
             assert_eq!(e.push(&Record::Exit(x)).len(), 1);
         }
