@@ -13,9 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ctr::*;
-use signal_trace::workload::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
 use signal_trace::event::record::Container;
 use signal_trace::workload::containerd::{ContainerSource, Containerd, DEFAULT_TIMEOUT};
+use signal_trace::workload::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
 
 fn cache_for(socket: &Path, config: CacheConfig) -> ContainerCache {
     let client = Containerd::new(socket, DEFAULT_TIMEOUT).expect("start client");
