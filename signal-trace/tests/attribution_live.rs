@@ -28,6 +28,31 @@ fn trace(args: &[&str]) -> Trace {
     Trace::start(&all)
 }
 
+/// Every record matches schema/events.schema.json (the new fields with real values in them),
+/// and the schema is not vacuous about them.
+fn validate(records: &[Value]) {
+    let schema: Value = serde_json::from_str(include_str!("../../schema/events.schema.json"))
+        .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    for r in records {
+        let errors: Vec<String> = validator
+            .iter_errors(r)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "record does not match the schema: {r}\n{errors:#?}"
+        );
+    }
+    let mut broken = records
+        .iter()
+        .find(|r| is(r, "generate"))
+        .expect("a generate record")
+        .clone();
+    broken["target"]["unit"] = Value::from(7);
+    assert!(!validator.is_valid(&broken), "a unit must be a string");
+}
+
 /// `signal-trace explain --from -` over recorded records: the findings.
 fn explain(records: &[Value]) -> Vec<Value> {
     let mut child = Command::new(BIN)
@@ -120,6 +145,7 @@ fn docker_stop_of_a_shell_form_container_names_it_and_blames_docker_knobs() {
         .find(|r| is(r, "exit") && r["pid"] == pid)
         .expect("exit");
     assert_eq!(exit["container"]["name"], c.name.as_str(), "{exit}");
+    validate(&records);
 
     let findings = explain(&records);
     for kind in ["init_ignored", "grace_exceeded"] {
@@ -297,6 +323,7 @@ fn systemctl_stop_of_a_unit_ignoring_sigterm_is_systemds_grace_exceeded() {
         "the manager's own cgroup: {term}"
     );
     assert_eq!(term["result"], "ignored", "trap '' TERM: {term}");
+    validate(&records);
 
     let findings = explain(&records);
     let f = finding(&findings, "grace_exceeded");
