@@ -342,3 +342,132 @@ fn systemctl_stop_of_a_unit_ignoring_sigterm_is_systemds_grace_exceeded() {
     }
     assert!(remedy.contains(&unit), "{remedy}");
 }
+
+/// podman's API service on a socket of its own, stopped on drop.
+struct PodmanService {
+    child: std::process::Child,
+    socket: String,
+}
+
+impl PodmanService {
+    fn start() -> PodmanService {
+        common::require_root();
+        let dir = std::env::temp_dir().join(format!("attribution-podman-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the socket's directory");
+        let socket = dir.join("podman.sock").display().to_string();
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new("podman")
+            .args(["system", "service", "--time=0", &format!("unix://{socket}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run podman (apt-get install podman)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !std::path::Path::new(&socket).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "podman system service made no socket at {socket}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PodmanService { child, socket }
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// `podman ARGS`; panics with its output when it fails.
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("run podman");
+    assert!(
+        out.status.success(),
+        "podman {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn podman_stop_is_named_through_its_docker_compatible_api() {
+    let service = PodmanService::start();
+    let image = "localhost/signal-trace/busybox:latest";
+    if podman(&["images", "-q", image]).is_empty() {
+        // The busybox root file system the other engines import (scripts/lib.sh makes and
+        // caches it).
+        let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib.sh");
+        let out = Command::new("bash")
+            .args(["-c", &format!("source {lib} && cached_busybox rootfs")])
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "cannot make the busybox root file system: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rootfs = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        podman(&["import", "--change", "CMD [\"sh\"]", &rootfs, image]);
+    }
+    let name = format!("web-{}", ctr::random_hex(4));
+    let id = podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--label",
+        "com.docker.compose.project=shop",
+        "--label",
+        "com.docker.compose.service=web",
+        image,
+        "sleep",
+        "1000",
+    ]);
+    let pid: i32 = podman(&["inspect", "-f", "{{.State.Pid}}", &name])
+        .parse()
+        .expect("a pid");
+    let t = trace(&[
+        "--podman-socket",
+        &service.socket,
+        "--pid",
+        &pid.to_string(),
+    ]);
+    podman(&["stop", "-t", "1", &name]);
+    t.wait_for("the container's death", |r| {
+        is(r, "exit") && r["pid"] == pid
+    });
+    let (_, records, _) = t.stop();
+    let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+
+    let term = signal_to(&records, "SIGTERM", pid);
+    let container = &term["target"]["container"];
+    assert_eq!(container["id"], id.as_str(), "{term}");
+    assert_eq!(container["runtime"], "podman", "{term}");
+    assert_eq!(
+        container["name"],
+        name.as_str(),
+        "named by podman's API: {term}"
+    );
+    assert_eq!(container["image"], image);
+    assert_eq!(container["compose"]["service"], "web");
+    validate(&records);
+    let findings = explain(&records);
+    let f = finding(&findings, "grace_exceeded");
+    assert_eq!(f["orchestrator"], "podman", "{f:#}");
+    let remedy = f["remedy"].as_str().unwrap();
+    assert!(remedy.contains("podman run --init"), "{remedy}");
+}
