@@ -7,8 +7,11 @@
 //! stopped, so the last events of a container that died are named too.
 //!
 //! The client is written here rather than taken from a crate: it is one GET with a JSON answer,
-//! and bollard (the Docker crate) would add a dozen crates and its generated models for it
-//! (figures in docs/workloads.md). Requests are HTTP/1.0, so the daemons (Go's net/http)
+//! and bollard 0.19 would add 11 crates to this tree (bollard, bollard-stubs, hyperlocal,
+//! serde_with, serde_repr, serde_urlencoded, url, form_urlencoded, hex, ryu, futures-macro)
+//! for it. Measured on a probe doing the same listing (release, stripped): 619 KB with this
+//! std-only approach, 1,858 KB with bollard; bollard-stubs alone took 78 s of CPU to compile,
+//! the whole build 5m13s against 1m41s (2 shared cores). Requests are HTTP/1.0, so the daemons (Go's net/http)
 //! answer without chunked encoding and close the connection; a chunked answer is decoded
 //! anyway. As with containerd, every query runs on a client thread and is bounded by a
 //! timeout covering connecting, writing and reading: a daemon that is down or hangs costs
