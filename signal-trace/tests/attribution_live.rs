@@ -225,10 +225,12 @@ fn docker_stop_with_init_blames_nothing() {
 }
 
 #[test]
-fn docker_kill_is_a_kill_without_sigterm() {
+fn docker_kill_of_a_new_container_is_named_at_once_and_is_a_kill_without_sigterm() {
+    // The tracer runs first: the container is new to it, and its first event (the SIGKILL)
+    // must already carry its name.
+    let t = trace(&["--signal", "KILL"]);
     let c = DockerContainer::run(&RunOptions::new("killed"), &["sleep", "1000"]);
     let pid = c.pid();
-    let t = trace(&["--container", &c.name]);
     c.kill("SIGKILL");
     t.wait_for("the container's death", |r| {
         is(r, "exit") && r["pid"] == pid
