@@ -21,7 +21,7 @@ fn cache_for(socket: &Path, config: CacheConfig) -> ContainerCache {
     let client = Containerd::new(socket, DEFAULT_TIMEOUT).expect("start client");
     ContainerCache::new(
         Box::new(CgroupMount::new(cgroup_root())),
-        Some(Box::new(client)),
+        vec![Box::new(client)],
         config,
     )
 }
@@ -54,6 +54,8 @@ fn labelled_container_through_its_life() {
         name: Some(name.clone()),
         pod: Some(pod.clone()),
         namespace: Some(namespace.clone()),
+        image: Some(IMAGE.to_owned()),
+        ..Container::default()
     };
     let started = Instant::now();
     let got = cache.resolve(id);
@@ -132,8 +134,8 @@ fn plain_containerd_paths_need_the_runtimes_word() {
             id: container.id.clone(),
             runtime: "containerd".to_owned(),
             name: Some(name.clone()),
-            pod: None,
-            namespace: None,
+            image: Some(IMAGE.to_owned()),
+            ..Container::default()
         })
     );
     assert_eq!(host, None, "a host cgroup was taken for a container");
