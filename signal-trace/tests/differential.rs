@@ -41,7 +41,9 @@ const SCRIPT: &str = concat!(
 
 /// The stressors and their bogo-op bounds: a few thousand signals of every origin (sigqueue,
 /// signalfd, faults, abort, SIGPIPE, real-time queues, kill with invalid arguments, SIGCHLD,
-/// nested handlers), done in about a second on an idle machine. Left out: `--sigio`, which in
+/// nested handlers) and, from `--exit-group`, processes whose exit_group() takes down other
+/// threads (the SIGKILL deliveries of the group-exit path, with no generate); done in about a
+/// second on an idle machine. Left out: `--sigio`, which in
 /// stress-ng 0.15 stalls with 0 ops until the timeout in about one run of four.
 const STRESSORS: &[(&str, u32)] = &[
     ("sigq", 2000),
@@ -58,6 +60,7 @@ const STRESSORS: &[(&str, u32)] = &[
     ("sigchld", 200),
     ("signal", 500),
     ("signest", 500),
+    ("exit-group", 50),
 ];
 
 /// Signals that must show up among the raw generate hits, or the run did not exercise what
@@ -512,6 +515,19 @@ fn generate_and_deliver_counts_equal_the_raw_tracepoints() {
     assert!(
         raw_signals.iter().any(|&s| (34..=64).contains(&s)),
         "no real-time signal among the tracepoint's generate hits: {raw_signals:?}"
+    );
+    // Group exits happened: more SIGKILL deliveries than SIGKILLs generated and let through.
+    let raw_kill_delivered: u64 = run
+        .raw_generate
+        .iter()
+        .filter(|(k, _)| k.0 == libc::SIGKILL as i64 && k.3 == 0)
+        .map(|(_, n)| n)
+        .sum();
+    let raw_kill_deliveries = run.raw_deliver.get(&(libc::SIGKILL as i64, 0)).copied();
+    assert!(
+        raw_kill_deliveries.unwrap_or(0) > raw_kill_delivered,
+        "no group-exit deliveries: {raw_kill_deliveries:?} SIGKILL deliveries for \
+         {raw_kill_delivered} SIGKILLs generated"
     );
     assert!(
         raw_gen_total >= 5000 && raw_del_total >= 1000,
