@@ -197,10 +197,10 @@ impl Engine {
             text: format!(
                 "the OOM killer chose {} (pid {}) while {} (pid {}) was allocating",
                 o.comm
-                    .map(|c| c.to_string())
+                    .map(|c| c.as_str().into_owned())
                     .unwrap_or_else(|| "a process".into()),
                 o.pid,
-                o.trigger.comm,
+                o.trigger.comm.as_str(),
                 o.trigger.pid
             ),
         };

@@ -23,7 +23,7 @@ pub struct Masks {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ThreadReport {
     pub tid: u32,
-    pub comm: String,
+    pub comm: RawText,
     pub blocked: Vec<Cow<'static, str>>,
     pub pending: Vec<Cow<'static, str>>,
 }
@@ -32,7 +32,7 @@ pub struct ThreadReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChildReport {
     pub pid: u32,
-    pub comm: String,
+    pub comm: RawText,
     pub state: String,
     /// SIGTERM's disposition in the child.
     pub term: Disposition,
@@ -117,8 +117,10 @@ pub struct ProcessReport {
     pub ppid: u32,
     /// The pid in each PID namespace, outermost first (`NSpid`).
     pub ns_pids: Vec<u32>,
-    pub comm: String,
-    pub cmdline: Vec<String>,
+    /// What the process calls itself (`prctl(PR_SET_NAME)`): a claim, not an identity.
+    pub comm: RawText,
+    /// The arguments as the process's memory holds them: it can rewrite them.
+    pub cmdline: Vec<RawText>,
     pub state: String,
     pub uid: u32,
     pub euid: u32,
@@ -166,16 +168,17 @@ pub(crate) fn disposition_text(d: Disposition) -> &'static str {
 }
 
 /// Whether the command looks like a shell (`sh`, `bash`, ..., or `busybox sh`).
-pub(crate) fn is_shell(comm: &str, cmdline: &[String]) -> bool {
-    if SHELLS.contains(&comm) {
+pub(crate) fn is_shell(comm: &RawText, cmdline: &[RawText]) -> bool {
+    let is = |b: &[u8]| SHELLS.iter().any(|s| s.as_bytes() == b);
+    if is(comm.as_bytes()) {
         return true;
     }
     if comm == "busybox" {
-        let base = |s: &String| s.rsplit('/').next().unwrap_or(s).to_owned();
-        return cmdline
-            .get(1)
-            .map(base)
-            .is_some_and(|a| SHELLS.contains(&a.as_str()));
+        let base = |s: &RawText| {
+            let b = s.as_bytes();
+            b.rsplit(|&c| c == b'/').next().unwrap_or(b).to_vec()
+        };
+        return cmdline.get(1).map(base).is_some_and(|a| is(&a));
     }
     false
 }
@@ -329,7 +332,7 @@ pub fn risk_flags(snap: &Snapshot) -> Vec<Finding> {
                 format!(
                     "PID 1 is the shell {} with children ({}) and no SIGTERM trap: it does not \
                      pass SIGTERM on, so the children are SIGKILLed when the grace period ends",
-                    s.name,
+                    s.name.lossy(),
                     pid_list(&pids)
                 ),
                 "end the entrypoint script with `exec \"$@\"` (or use the exec form of \

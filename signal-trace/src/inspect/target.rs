@@ -13,7 +13,7 @@ pub(crate) fn containers(proc_root: &Path) -> Vec<(u32, cgroup::ContainerRef)> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|pid| {
-            let text = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+            let text = read_lossy(&proc_root.join(pid.to_string()).join("cgroup"))?;
             Some((pid, cgroup::container_from_proc_cgroup(&text)?))
         })
         .collect()
@@ -87,6 +87,17 @@ pub fn inspect_target(
     proc_root: &Path,
     target: &Target,
 ) -> Result<Vec<ProcessReport>, InspectError> {
+    inspect_target_noting(proc_root, target, &mut |_, _| {})
+}
+
+/// [`inspect_target`], telling `skipped` of each process of a container or pod that could not
+/// be read or parsed. One process never fails the whole container or pod: what it writes into
+/// its own /proc files (its name, its arguments) is its choice, not the inspector's.
+pub fn inspect_target_noting(
+    proc_root: &Path,
+    target: &Target,
+    skipped: &mut dyn FnMut(u32, InspectError),
+) -> Result<Vec<ProcessReport>, InspectError> {
     let pids = match target {
         Target::Pid(pid) => return Ok(vec![inspect_pid(proc_root, *pid)?]),
         Target::Container(prefix) => {
@@ -102,7 +113,7 @@ pub fn inspect_target(
         match inspect_pid(proc_root, pid) {
             Ok(r) => reports.push(r),
             Err(InspectError::NoSuchProcess(_)) => {}
-            Err(e) => return Err(e),
+            Err(e) => skipped(pid, e),
         }
     }
     if let Target::Container(prefix) = target {

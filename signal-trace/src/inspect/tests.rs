@@ -1027,3 +1027,78 @@ fn pod_names_select_their_containers_by_label() {
         "names match whole"
     );
 }
+
+#[test]
+fn names_and_arguments_are_read_as_bytes_and_shown_escaped() {
+    // The kernel writes a newline of the name as `\n` and a backslash as `\\`; the rest raw.
+    let hostile_status = SELF
+        .replace("Name:\tcat", "Name:\t\x1b[2J\x1b]0;x\x07\\nFAKE\\\\")
+        .into_bytes();
+    let st = ProcStatus::parse_bytes(&hostile_status).unwrap();
+    assert_eq!(st.name, "\x1b[2J\x1b]0;x\x07\nFAKE\\");
+    // Not UTF-8: still parsed, the byte kept.
+    let mut worker = SELF.replace("Name:\tcat", "Name:\tworkerX").into_bytes();
+    let at = worker.iter().position(|&b| b == b'X').unwrap();
+    worker[at] = 0xff;
+    assert_eq!(
+        ProcStatus::parse_bytes(&worker).unwrap().name.as_bytes(),
+        b"worker\xff"
+    );
+
+    let mut s = snap(SELF, &[SELF], &[]);
+    s.status = st.clone();
+    s.threads = vec![st.clone()];
+    s.children = vec![ProcStatus::parse_bytes(&worker).unwrap()];
+    s.cmdline = vec![
+        crate::escape::HOSTILE.into(),
+        RawText(b"--flag=\x9b\xff".to_vec()),
+    ];
+    s.cgroup = Some(format!("0::/system.slice/docker-{ID1}.scope\n"));
+    let r = analyze(&s);
+    let text = r.render_text();
+    assert!(
+        !crate::escape::has_terminal_controls(text.as_bytes(), true),
+        "{text:?}"
+    );
+    assert!(
+        text.starts_with("pid 17362 (\\x1b[2J\\x1b]0;x\\x07\\nFAKE\\\\)  state "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  cmdline:  \\x1b[2J\\x1b]0;x\\x07\\nFAKE --flag=\\x9b\\xff\n"),
+        "{text}"
+    );
+    assert!(text.contains(" (worker\\xff)  "), "{text}");
+    // No line of the report starts with what the name tried to fake.
+    assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+    // NDJSON: the comm as lossy UTF-8, escaped by serde.
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        json.contains("\"comm\":\"\\u001b[2J\\u001b]0;x\\u0007\\nFAKE\\\\\""),
+        "{json}"
+    );
+    assert!(json.contains("\"comm\":\"worker\u{fffd}\""), "{json}");
+}
+
+#[test]
+fn a_process_that_cannot_be_parsed_does_not_fail_its_container() {
+    let proc = container_tree("bad-one");
+    // One process of the container has a status the parser rejects.
+    let pids = find_container_pids(&proc.0, &ID1[..12]);
+    assert!(pids.len() >= 2, "{pids:?}");
+    let broken = pids[1];
+    proc.write(
+        &format!("{broken}/status"),
+        "Name:\tx\nPid:\tnot-a-number\n",
+    );
+    let mut skipped = Vec::new();
+    let reports = inspect_target_noting(
+        &proc.0,
+        &Target::Container(ID1[..12].to_owned()),
+        &mut |pid, e| skipped.push((pid, e.to_string())),
+    )
+    .expect("the container is inspected");
+    assert_eq!(reports.len(), pids.len() - 1);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, broken);
+}

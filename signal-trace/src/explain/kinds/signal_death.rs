@@ -128,7 +128,7 @@ pub(crate) fn death_finding(p: &Proc, signo: u32) -> Option<Finding> {
         (Cause::Kernel, Some(s)) => format!("from the kernel (in {})", peer_text(s)),
         (_, Some(s)) => format!(
             "from {} (pid {}, {})",
-            s.comm,
+            s.comm.as_str(),
             s.pid,
             code.as_deref().unwrap_or("?")
         ),
