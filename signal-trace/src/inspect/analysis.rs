@@ -212,7 +212,7 @@ pub fn analyze(snap: &Snapshot) -> ProcessReport {
     let container = snap
         .cgroup
         .as_deref()
-        .and_then(cgroup::container_from_proc_cgroup)
+        .and_then(container_of)
         .map(|c| ContainerInfo {
             container: Container {
                 id: c.id,

@@ -7,6 +7,13 @@ pub fn inspect_pid(proc_root: &Path, pid: u32) -> Result<ProcessReport, InspectE
     read_snapshot(proc_root, pid).map(|snap| analyze(&snap))
 }
 
+/// The container a `/proc/PID/cgroup` text names. The plain containerd layout
+/// (`/<namespace>/<id>`) is left out: any directory so named has its shape (cgroup v1 hosts
+/// have `/process_api/<hex>`), and inspect does not ask containerd about ids; the tracer does.
+pub(crate) fn container_of(text: &str) -> Option<cgroup::ContainerRef> {
+    cgroup::container_from_proc_cgroup(text).filter(|c| !c.plain)
+}
+
 /// The container of every process under `proc_root` that has one, in pid order.
 pub(crate) fn containers(proc_root: &Path) -> Vec<(u32, cgroup::ContainerRef)> {
     numeric_entries(proc_root)
@@ -14,7 +21,7 @@ pub(crate) fn containers(proc_root: &Path) -> Vec<(u32, cgroup::ContainerRef)> {
         .into_iter()
         .filter_map(|pid| {
             let text = read_lossy(&proc_root.join(pid.to_string()).join("cgroup"))?;
-            Some((pid, cgroup::container_from_proc_cgroup(&text)?))
+            Some((pid, container_of(&text)?))
         })
         .collect()
 }

@@ -1102,3 +1102,29 @@ fn a_process_that_cannot_be_parsed_does_not_fail_its_container() {
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(skipped[0].0, broken);
 }
+
+#[test]
+fn lookalike_and_delegated_cgroups_are_no_containers() {
+    let proc = FakeProc::new("lookalikes");
+    // cgroup v1 host cgroup with the plain containerd shape
+    proc.process(
+        500,
+        SELF,
+        &[],
+        Some("4:memory:/process_api/58cd6f8b3b107ca70e99d6254a8f80b2\n0::/\n"),
+    );
+    // a user's delegated cgroup named like a real pod's container
+    proc.process(
+        600,
+        SELF,
+        &[],
+        Some(&format!(
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/cri-containerd-{ID1}.scope\n"
+        )),
+    );
+    assert!(containers(&proc.0).is_empty());
+    assert!(find_container_pids(&proc.0, "58cd6f8b").is_empty());
+    assert!(find_container_pids(&proc.0, &ID1[..12]).is_empty());
+    let r = inspect_pid(&proc.0, 600).unwrap();
+    assert_eq!(r.container, None);
+}

@@ -664,6 +664,7 @@ mod tests {
             runtime,
             pod_uid: None,
             qos: None,
+            plain: false,
         }
     }
 
