@@ -602,3 +602,35 @@ fn hostile_names_reach_no_terminal_raw() {
         "the hostile name shows, escaped, in findings and timelines: {seen}"
     );
 }
+
+const FORWARDED: &str = include_str!("../../tests/fixtures/explain/forwarded_stop.ndjson");
+
+#[test]
+fn a_sigterm_forwarded_by_init_in_an_orderly_stop_is_info() {
+    let records = load(FORWARDED);
+    let fs = explain_all(&records);
+    let f = one(&fs, FindingKind::SignalDeath);
+    assert_eq!(f.severity, Severity::Info, "{}", render_text(f));
+    assert_eq!(f.process.pid, 31001);
+    assert_eq!(f.sender.as_ref().map(|s| s.pid), Some(31000));
+    assert!(f.summary.contains("orderly stop"), "{}", f.summary);
+    assert!(
+        f.summary.contains("containerd-shim (pid 30990)"),
+        "{}",
+        f.summary
+    );
+    assert!(fs.iter().all(|f| f.severity == Severity::Info), "{fs:?}");
+
+    // Without the init's exit (it is still running when the death settles): a warning.
+    let fs = explain_all(&records[..3]);
+    assert_eq!(
+        one(&fs, FindingKind::SignalDeath).severity,
+        Severity::Warning
+    );
+    // Without the SIGTERM from outside, the init sent it on its own: a warning.
+    let fs = explain_all(&records[1..]);
+    assert_eq!(
+        one(&fs, FindingKind::SignalDeath).severity,
+        Severity::Warning
+    );
+}
