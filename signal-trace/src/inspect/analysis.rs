@@ -52,6 +52,39 @@ pub struct ContainerInfo {
     pub qos: Option<String>,
 }
 
+/// How a process that blocks SIGTERM takes it instead of through a handler. The kernel
+/// queues a blocked signal even for a namespace init with SIGTERM at SIG_DFL (it drops it
+/// only when unblocked), so such an init does get SIGTERM: tini waits in sigtimedwait,
+/// systemd and others read a signalfd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TermWait {
+    /// The main thread waits in `rt_sigtimedwait` (sigwait, sigwaitinfo, sigtimedwait) for a
+    /// set that holds SIGTERM.
+    Sigtimedwait,
+    /// The main thread blocks SIGTERM and the process holds a signalfd whose mask has it.
+    Signalfd,
+}
+
+impl TermWait {
+    pub fn describe(self) -> &'static str {
+        match self {
+            TermWait::Sigtimedwait => "waits for SIGTERM in sigtimedwait",
+            TermWait::Signalfd => "reads SIGTERM from a signalfd",
+        }
+    }
+}
+
+/// How the process takes SIGTERM while it blocks it, if it visibly does.
+pub(crate) fn term_wait(snap: &Snapshot) -> Option<TermWait> {
+    let in_sigwait = snap.syscall.as_deref().and_then(syscall_number) == Some(SYS_RT_SIGTIMEDWAIT);
+    if in_sigwait && snap.sigwait_mask.is_some_and(|m| has(m, SIGTERM)) {
+        return Some(TermWait::Sigtimedwait);
+    }
+    let signalfd = snap.signalfd_masks.iter().any(|&m| has(m, SIGTERM));
+    (signalfd && snap.status.blocks(SIGTERM)).then_some(TermWait::Signalfd)
+}
+
 /// A risk found in a process's signal setup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -140,6 +173,8 @@ pub struct ProcessReport {
     pub term: Disposition,
     /// Whether SIGTERM is blocked in every thread read.
     pub term_blocked_everywhere: bool,
+    /// How the process takes SIGTERM while blocking it (sigtimedwait, signalfd), if it does.
+    pub term_wait: Option<TermWait>,
     pub masks: Masks,
     pub sigq: Option<SigQ>,
     /// Number of threads read from `/proc/PID/task` (1 when it cannot be read).
@@ -242,6 +277,7 @@ pub fn analyze(snap: &Snapshot) -> ProcessReport {
         pending_process: names::mask_names(s.shd_pnd),
         term: s.disposition(SIGTERM),
         term_blocked_everywhere: blocked_everywhere(snap, SIGTERM),
+        term_wait: term_wait(snap),
         masks: Masks {
             sig_pnd: hex(s.sig_pnd),
             shd_pnd: hex(s.shd_pnd),
@@ -305,8 +341,11 @@ pub fn risk_flags(snap: &Snapshot) -> Vec<Finding> {
 
     let term = s.disposition(SIGTERM);
     let init = s.init_kind();
+    let waits = term_wait(snap);
     if let Some(kind) = init {
-        if term == Disposition::Default {
+        // A blocked SIGTERM is queued, not dropped: an init that takes it with sigtimedwait
+        // or a signalfd gets it.
+        if term == Disposition::Default && waits.is_none() {
             let whose = match kind {
                 InitKind::Namespace => "the init of a PID namespace",
                 InitKind::Host => "PID 1",
@@ -342,7 +381,7 @@ pub fn risk_flags(snap: &Snapshot) -> Vec<Finding> {
         }
     }
 
-    if blocked_everywhere(snap, SIGTERM) {
+    if blocked_everywhere(snap, SIGTERM) && waits.is_none() {
         flag(
             RiskFlag::TermBlocked,
             "SIGTERM is blocked in every thread: a SIGTERM stays pending until a thread \

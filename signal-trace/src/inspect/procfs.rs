@@ -270,6 +270,68 @@ pub struct Snapshot {
     pub children: Vec<ProcStatus>,
     /// The text of `/proc/PID/cgroup`.
     pub cgroup: Option<String>,
+    /// The text of `/proc/PID/syscall`: the number of the system call the main thread waits
+    /// in, then its arguments; `running` or absent when it is not in one or cannot be read.
+    pub syscall: Option<String>,
+    /// The `sigmask:` of every signalfd the process holds open (`/proc/PID/fdinfo`).
+    pub signalfd_masks: Vec<u64>,
+    /// The set the main thread waits for when it waits in `rt_sigtimedwait`: read from the
+    /// process's memory at the syscall's first argument. (While it waits, the kernel takes
+    /// that set out of `SigBlk` and keeps the real mask aside, so the status file cannot
+    /// tell.)
+    pub sigwait_mask: Option<u64>,
+}
+
+/// `rt_sigtimedwait`, which sigwait, sigwaitinfo and sigtimedwait call, on this architecture.
+#[cfg(target_arch = "x86_64")]
+pub const SYS_RT_SIGTIMEDWAIT: u32 = 128;
+#[cfg(target_arch = "aarch64")]
+pub const SYS_RT_SIGTIMEDWAIT: u32 = 137;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub const SYS_RT_SIGTIMEDWAIT: u32 = libc::SYS_rt_sigtimedwait as u32;
+
+/// The system call number at the start of a `/proc/PID/syscall` text.
+pub(crate) fn syscall_number(text: &str) -> Option<u32> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The `n`th argument (from 0) of a `/proc/PID/syscall` text.
+pub(crate) fn syscall_arg(text: &str, n: usize) -> Option<u64> {
+    let hex = text.split_whitespace().nth(n + 1)?.strip_prefix("0x")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The signal set an `rt_sigtimedwait` waits for, read from the waiting process's memory
+/// (`/proc/PID/mem`, which needs the same access as ptrace) at its first argument.
+pub(crate) fn read_sigwait_mask(dir: &Path, syscall: &str) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    if syscall_number(syscall)? != SYS_RT_SIGTIMEDWAIT || syscall_arg(syscall, 3)? != 8 {
+        return None;
+    }
+    let addr = syscall_arg(syscall, 0)?;
+    let mem = fs::File::open(dir.join("mem")).ok()?;
+    let mut buf = [0u8; 8];
+    mem.read_exact_at(&mut buf, addr).ok()?;
+    Some(u64::from_ne_bytes(buf))
+}
+
+/// The masks of the signalfds among the open files of the process at `dir`: a descriptor
+/// whose link reads `anon_inode:[signalfd]` has a `sigmask:` line in its fdinfo.
+pub(crate) fn read_signalfd_masks(dir: &Path) -> Vec<u64> {
+    let Ok(fds) = numeric_entries(&dir.join("fd")) else {
+        return Vec::new();
+    };
+    fds.into_iter()
+        .filter(|fd| {
+            fs::read_link(dir.join("fd").join(fd.to_string()))
+                .is_ok_and(|l| l.as_os_str() == "anon_inode:[signalfd]")
+        })
+        .filter_map(|fd| {
+            let text = read_lossy(&dir.join("fdinfo").join(fd.to_string()))?;
+            let line = text.lines().find_map(|l| l.strip_prefix("sigmask:"))?;
+            parse_mask("sigmask", line.trim()).ok()
+        })
+        .collect()
 }
 
 /// Reads a file of a process, mapping a missing process to [`InspectError::NoSuchProcess`].
@@ -369,12 +431,18 @@ pub fn read_snapshot(proc_root: &Path, pid: u32) -> Result<Snapshot, InspectErro
         })
         .unwrap_or_default();
     let cgroup = read_lossy(&dir.join("cgroup"));
+    let syscall = read_lossy(&dir.join("syscall"));
+    let signalfd_masks = read_signalfd_masks(&dir);
+    let sigwait_mask = syscall.as_deref().and_then(|s| read_sigwait_mask(&dir, s));
     Ok(Snapshot {
         status,
         cmdline,
         threads,
         children,
         cgroup,
+        syscall,
+        signalfd_masks,
+        sigwait_mask,
     })
 }
 

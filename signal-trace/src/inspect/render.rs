@@ -82,12 +82,16 @@ impl ProcessReport {
         );
         let _ = writeln!(
             o,
-            "  SIGTERM:  {}{}",
+            "  SIGTERM:  {}{}{}",
             disposition_text(self.term),
             if self.term_blocked_everywhere {
                 ", blocked in every thread"
             } else {
                 ""
+            },
+            match self.term_wait {
+                Some(w) => format!("; {}", w.describe()),
+                None => String::new(),
             }
         );
         if let Some(q) = self.sigq {

@@ -55,7 +55,7 @@ fn snap(status: &str, threads: &[&str], children: &[&str]) -> Snapshot {
         cmdline: Vec::new(),
         threads: threads.iter().map(|t| st(t)).collect(),
         children: children.iter().map(|c| st(c)).collect(),
-        cgroup: None,
+        ..Snapshot::default()
     }
 }
 
@@ -1127,4 +1127,55 @@ fn lookalike_and_delegated_cgroups_are_no_containers() {
     assert!(find_container_pids(&proc.0, &ID1[..12]).is_empty());
     let r = inspect_pid(&proc.0, 600).unwrap();
     assert_eq!(r.container, None);
+}
+
+#[test]
+fn an_init_that_waits_for_sigterm_is_not_flagged() {
+    let term_default_init = snap(SLEEP_INIT, &[SLEEP_INIT], &[]);
+    assert!(flags(&term_default_init).contains(&RiskFlag::InitWithoutTermHandler));
+
+    // tini: in rt_sigtimedwait for a set with SIGTERM (SigBlk shows nothing while it waits).
+    let mut tini = term_default_init.clone();
+    tini.syscall = Some(format!(
+        "{SYS_RT_SIGTIMEDWAIT} 0x7ffd1e34ac80 0x7ffd1e34abb0 0x563a488b9020 0x8 0x7 0x0 0x7ffd1e34ab80 0x7fa01b4c3c2f\n"
+    ));
+    tini.sigwait_mask = Some(!0);
+    let r = analyze(&tini);
+    assert_eq!(r.term_wait, Some(TermWait::Sigtimedwait));
+    assert!(r.flags.is_empty(), "{:?}", r.flags);
+    assert!(
+        r.render_text()
+            .contains("  SIGTERM:  default; waits for SIGTERM in sigtimedwait\n"),
+        "{}",
+        r.render_text()
+    );
+    // ...for a set without SIGTERM: flagged.
+    tini.sigwait_mask = Some(!TERM_BIT);
+    assert!(flags(&tini).contains(&RiskFlag::InitWithoutTermHandler));
+    // ...in some other call: flagged.
+    tini.sigwait_mask = Some(!0);
+    tini.syscall = Some("230 0x1 0x0 0x7ffd 0x0 0x0 0x0 0x7ffd 0x7f\n".into());
+    assert!(flags(&tini).contains(&RiskFlag::InitWithoutTermHandler));
+
+    // A signalfd init: SIGTERM blocked, a signalfd with SIGTERM in its mask.
+    let blocked = SLEEP_INIT.replace(
+        "SigBlk:\t0000000000000000",
+        &format!("SigBlk:\t{TERM_BIT:016x}"),
+    );
+    assert_ne!(blocked, SLEEP_INIT, "the fixture has the line");
+    let mut sfd = snap(&blocked, &[&blocked], &[]);
+    sfd.signalfd_masks = vec![TERM_BIT | 1 << (SIGINT - 1)];
+    let r = analyze(&sfd);
+    assert_eq!(r.term_wait, Some(TermWait::Signalfd));
+    assert!(r.flags.is_empty(), "{:?}", r.flags);
+    // A signalfd without SIGTERM: SIGTERM stays pending forever.
+    sfd.signalfd_masks = vec![1 << (SIGINT - 1)];
+    let f = flags(&sfd);
+    assert!(f.contains(&RiskFlag::InitWithoutTermHandler), "{f:?}");
+    assert!(f.contains(&RiskFlag::TermBlocked), "{f:?}");
+    // A signalfd with SIGTERM while SIGTERM is not blocked: the default action wins.
+    let mut unblocked = term_default_init.clone();
+    unblocked.signalfd_masks = vec![TERM_BIT];
+    assert_eq!(analyze(&unblocked).term_wait, None);
+    assert!(flags(&unblocked).contains(&RiskFlag::InitWithoutTermHandler));
 }
