@@ -31,7 +31,7 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     let out = tracer::open_output(&cfg)?;
     let tracer = Tracer::start(&cfg)?;
     for w in &tracer.warnings {
-        eprintln!("signal-trace: warning: {}", escape(w.to_string()));
+        eprintln!("signal-trace: warning: {}", escape(w));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

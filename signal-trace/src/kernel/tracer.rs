@@ -739,7 +739,7 @@ impl Containers {
             if let Some(why) = self.cache.last_failure() {
                 eprintln!(
                     "signal-trace: warning: container runtime query failed ({failures} so far): {}",
-                    crate::escape::escape(why.to_string())
+                    crate::escape::escape(why)
                 );
             }
         }
