@@ -192,7 +192,6 @@ fn latency(ns: u64) -> String {
 /// and no byte of it reaches the terminal as a control. A signal a process sent shows the
 /// sender's real uid, `[uid N]`: the kernel's fact, where the comm is only the sender's claim.
 pub fn text_line(out: &mut String, r: &Record, color: bool) {
-    let esc = |s: &str| Escaped::str(s).to_string();
     let _ = write!(out, "{}  ", r.time().clock());
     match r {
         Record::Generate(g) => {
@@ -213,8 +212,8 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "signal",
                 sender,
                 target,
-                esc(&g.signal),
-                esc(&g.code)
+                Escaped::str(&g.signal),
+                Escaped::str(&g.code)
             );
             match g.result {
                 Outcome::Delivered | Outcome::LoseInfo => {
@@ -250,8 +249,8 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "deliver",
                 "",
                 who(&d.comm, d.pid, d.tid) + &where_text(d.container.as_ref()),
-                esc(&d.signal),
-                esc(&d.code)
+                Escaped::str(&d.signal),
+                Escaped::str(&d.code)
             );
             match d.handler.as_ref() {
                 "default" => out.push_str("default action"),
@@ -318,14 +317,14 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "send",
                 sender,
                 target,
-                esc(&s.signal),
-                esc(&s.syscall)
+                Escaped::str(&s.signal),
+                Escaped::str(&s.syscall)
             );
             paint(
                 out,
                 color,
                 RED,
-                &format!("FAILED: {} (uid {})", esc(&s.errno), s.sender.uid),
+                &format!("FAILED: {} (uid {})", Escaped::str(&s.errno), s.sender.uid),
             );
         }
         Record::Oom(o) => {
