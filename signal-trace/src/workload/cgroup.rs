@@ -30,7 +30,10 @@
 //! `…/user@1000.service/app.slice/cri-containerd-<id of a real container>.scope`, or a whole
 //! `kubepods.slice/…` chain in the delegated subtree, gets `None`. Under `user@UID.service`
 //! only `libpod-<id>.scope` is recognised: rootless podman's own layout — the id is then the
-//! user's claim about their own container.
+//! user's claim about their own container, and nothing below it counts for another
+//! runtime. Inside a container owned by a system runtime, the runtimes' parents are
+//! looked for again (kind, docker-in-docker): a process that may create cgroups in its own
+//! container's cgroup (a privileged container) can claim nested identities there.
 //!
 //! The plain containerd layout `/<namespace>/<id>` is the shape of any directory named so
 //! (cgroup v1 hosts have `/process_api/<32 hex digits>`): [`ContainerRef::plain`] marks it,
@@ -366,9 +369,9 @@ pub fn parse_cgroup_path(path: &str) -> Option<ContainerRef> {
                 plain,
             });
             kube = KubeCtx::default();
-            // Inside a container its own runtime may create containers (kind, dind).
+            // Inside a container its own runtime may create containers (kind, dind); inside
+            // a user's container, whatever is below stays the user's.
             at.base = i + 1;
-            at.delegated = false;
         } else {
             if is_user_manager(comp) {
                 at.delegated = true;
@@ -705,6 +708,13 @@ mod tests {
                 format!("/libpod_parent/libpod-{ID1}"),
                 expect(ID1, Podman, None, None),
             ),
+            // a user's rootless container claiming a pod's container inside: the user's own
+            (
+                format!(
+                    "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID2}.scope/system.slice/cri-containerd-{ID1}.scope"
+                ),
+                expect(ID2, Podman, None, None),
+            ),
             // kind: pods inside a docker container acting as a node
             (
                 format!(
@@ -795,6 +805,7 @@ mod tests {
                 "/user.slice/user-1000.slice/user@1000.service/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_ESC}.slice/cri-containerd-{ID1}.scope"
             ),
             format!("/user.slice/user-1000.slice/user@1000.service/default/{ID1}"),
+
             // a service with Delegate=yes: only the runtimes' own parents count
             format!("/system.slice/app.service/cri-containerd-{ID1}.scope"),
             format!("/system.slice/app.service/kubepods.slice/kubepods-pod{UID_ESC}.slice/cri-containerd-{ID1}.scope"),
