@@ -160,11 +160,10 @@ fn who(comm: &Comm, pid: Option<u32>, tid: u32) -> String {
 pub fn where_text(c: Option<&Container>) -> String {
     let Some(c) = c else { return String::new() };
     let short = Escaped::str(c.id.get(..12).unwrap_or(&c.id));
-    let esc = |s: &String| Escaped::str(s).to_string();
     let (namespace, pod, name) = (
-        c.namespace.as_ref().map(esc),
-        c.pod.as_ref().map(esc),
-        c.name.as_ref().map(esc),
+        c.namespace.as_deref().map(Escaped::str),
+        c.pod.as_deref().map(Escaped::str),
+        c.name.as_deref().map(Escaped::str),
     );
     let runtime = Escaped::str(&c.runtime);
     match (namespace, pod, name) {
