@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::ExplainArgs;
 use crate::config::{Config, Env};
+use crate::escape::escape;
 use crate::event::record::Record;
 use crate::explain::Engine;
 use crate::filter::record_matches;
@@ -30,7 +31,7 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     let out = tracer::open_output(&cfg)?;
     let tracer = Tracer::start(&cfg)?;
     for w in &tracer.warnings {
-        eprintln!("signal-trace: warning: {w}");
+        eprintln!("signal-trace: warning: {}", escape(w));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -144,9 +145,12 @@ pub fn replay(
                     .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned))
                     .is_some_and(|e| e == "finding" || e == "timeline" || e == "inspect");
                 if !is_output {
+                    // serde's message quotes the input it choked on: escaped like the name.
                     eprintln!(
-                        "signal-trace: {name}:{}: not a signal-trace record: {e}",
-                        i + 1
+                        "signal-trace: {}:{}: not a signal-trace record: {}",
+                        escape(name),
+                        i + 1,
+                        escape(e.to_string())
                     );
                     bad += 1;
                 }

@@ -14,11 +14,12 @@
 //!   the dispositions of live processes read from /proc.
 //!
 //! [`cli`] holds the raw arguments, [`config`] the validated configuration, [`app`] the commands
-//! at the edge. Every module but [`kernel`] is pure and unit-tested without privileges.
+//! at the edge, [`escape`] the one way text a process controls reaches a terminal. Every module but [`kernel`] is pure and unit-tested without privileges.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod escape;
 pub mod event;
 pub mod explain;
 pub mod filter;

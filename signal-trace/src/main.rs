@@ -4,6 +4,7 @@ use clap::Parser;
 use signal_trace::app;
 use signal_trace::cli::{Cli, Command};
 use signal_trace::config::{Config, ConfigError};
+use signal_trace::escape::escape;
 use signal_trace::kernel::privilege::PrivilegeError;
 use signal_trace::kernel::tracer::Consumer;
 
@@ -26,14 +27,15 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
-            eprintln!("signal-trace: {e}");
+            eprintln!("signal-trace: {}", escape(e.to_string()));
             ExitCode::from(2)
         }
         Err(e) => {
             if let Some(p @ PrivilegeError::Missing) = e.downcast_ref::<PrivilegeError>() {
-                eprintln!("{p}");
+                eprintln!("{}", escape(p.to_string()));
             } else {
-                eprintln!("signal-trace: {e:#}");
+                // Messages quote paths, runtime answers and input: one escaped line.
+                eprintln!("signal-trace: {}", escape(format!("{e:#}")));
             }
             ExitCode::from(1)
         }

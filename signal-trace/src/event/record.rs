@@ -53,7 +53,9 @@ impl<'de> Deserialize<'de> for Time {
     }
 }
 
-/// A task's `comm`: up to 15 bytes, shown lossily as UTF-8.
+/// A task's `comm`: up to 15 bytes that the task sets for itself (`prctl(PR_SET_NAME)`, or
+/// by writing `/proc/self/comm`), so a claim, never proof of what runs. NDJSON carries it
+/// lossily as UTF-8; `Display` escapes it for a terminal (see [`crate::escape`]).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Comm(pub [u8; 16]);
 
@@ -68,6 +70,12 @@ impl Comm {
         let n = self.0.iter().position(|&b| b == 0).unwrap_or(16);
         &self.0[..n]
     }
+    pub fn from_bytes(b: &[u8]) -> Comm {
+        let mut c = [0u8; 16];
+        let n = b.len().min(15);
+        c[..n].copy_from_slice(&b[..n]);
+        Comm(c)
+    }
     pub fn as_str(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(self.bytes())
     }
@@ -81,7 +89,7 @@ impl fmt::Debug for Comm {
 
 impl fmt::Display for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.as_str())
+        crate::escape::Escaped(self.bytes()).fmt(f)
     }
 }
 

@@ -199,10 +199,10 @@ impl Engine {
             text: format!(
                 "the OOM killer chose {} (pid {}) while {} (pid {}) was allocating",
                 o.comm
-                    .map(|c| c.to_string())
+                    .map(|c| c.as_str().into_owned())
                     .unwrap_or_else(|| "a process".into()),
                 o.pid,
-                o.trigger.comm,
+                o.trigger.comm.as_str(),
                 o.trigger.pid
             ),
         };
@@ -268,7 +268,11 @@ impl Engine {
                     .insert((later(x.time, 2 * SETTLE_NS), Due::Death, seq));
             }
             Some(signo) if !p.explained => {
-                if let Some(f) = death_finding(&p, signo) {
+                if self.forwarding_init(&p, signo).is_some() {
+                    // Whether the stop was orderly shows when the init exits too.
+                    self.dues
+                        .insert((later(x.time, SETTLE_NS), Due::Forwarded, seq));
+                } else if let Some(f) = death_finding(&p, signo, None) {
                     out.push(f);
                 }
                 p.explained = true;
@@ -321,10 +325,38 @@ impl Engine {
                     }
                 }
             }
+            Due::Forwarded => {
+                let Some(p) = self.dead.get(&seq).cloned() else {
+                    return;
+                };
+                let Some(signo) = p.exit.as_ref().and_then(|x| x.signo) else {
+                    return;
+                };
+                let init = self
+                    .forwarding_init(&p, signo)
+                    .and_then(|i| self.find_proc(i))
+                    .filter(|i| i.exit.is_some());
+                if let Some(f) = death_finding(&p, signo, init.as_ref()) {
+                    out.push(f);
+                }
+            }
             Due::Forget => {
                 self.dead.remove(&seq);
             }
         }
+    }
+
+    /// The namespace init that forwarded the SIGTERM `p` died of, after it got a SIGTERM from
+    /// another process itself (an init such as tini or dumb-init passing a stop on).
+    pub(crate) fn forwarding_init(&self, p: &Proc, signo: u32) -> Option<u32> {
+        let s = p.fatal.as_ref().filter(|s| s.signo == signo)?;
+        if signo != SIGTERM || s.sender.pid == p.pid || s.si_code > 0 {
+            return None;
+        }
+        let init = self.find_proc(s.sender.pid)?;
+        let t = init.term.as_ref()?;
+        let from_outside = t.signo == SIGTERM && t.sender.pid != init.pid && t.time <= s.time;
+        (init.is_ns_init() && from_outside).then_some(init.pid)
     }
 
     /// Looks a process up among the living, then the most recently exited.

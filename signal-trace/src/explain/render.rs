@@ -1,6 +1,11 @@
 //! Findings and timelines as text for people.
+//!
+//! The texts of a finding carry what the records said, comms and container names included, as
+//! they were; every one is escaped here (see [`crate::escape`]), so a finding stays the lines it
+//! is made of and no byte of a process's choosing reaches the terminal as a control.
 
 use super::*;
+use crate::escape::escape;
 
 /// Readable multi-line text of a finding.
 pub fn render_text(f: &Finding) -> String {
@@ -16,19 +21,19 @@ pub fn render_text(f: &Finding) -> String {
         let _ = write!(
             s,
             ": {}",
-            who(f.process.comm, f.process.pid, f.process.ns_pid)
+            escape(who(f.process.comm, f.process.pid, f.process.ns_pid))
         );
     }
     if let Some(c) = &f.container {
-        let _ = write!(s, " in {}", container_text(c));
+        let _ = write!(s, " in {}", escape(container_text(c)));
     } else if let Some(u) = &f.unit {
-        let _ = write!(s, " in unit {u}");
+        let _ = write!(s, " in unit {}", escape(u));
     }
     if let Some(o) = f.orchestrator {
         let _ = write!(s, " (stopped by {})", o.as_str());
     }
     s.push('\n');
-    let _ = writeln!(s, "  {}", f.summary);
+    let _ = writeln!(s, "  {}", escape(&f.summary));
     if let (Some(g), Some(t)) = (f.grace_ns, f.shutdown_ns) {
         let _ = writeln!(
             s,
@@ -40,10 +45,16 @@ pub fn render_text(f: &Finding) -> String {
     if !f.evidence.is_empty() {
         s.push_str("  evidence:\n");
         for e in &f.evidence {
-            let _ = writeln!(s, "    {} {:<8} {}", e.time.clock(), e.event, e.text);
+            let _ = writeln!(
+                s,
+                "    {} {:<8} {}",
+                e.time.clock(),
+                escape(&e.event),
+                escape(&e.text)
+            );
         }
     }
-    let _ = writeln!(s, "  remedy: {}", f.remedy);
+    let _ = writeln!(s, "  remedy: {}", escape(&f.remedy));
     s
 }
 
@@ -59,13 +70,13 @@ pub fn render_timeline(t: &Timeline) -> String {
     let _ = write!(
         s,
         "shutdown of {}",
-        who(t.process.comm, t.process.pid, t.process.ns_pid)
+        escape(who(t.process.comm, t.process.pid, t.process.ns_pid))
     );
     if let Some(u) = t.unit.as_ref().filter(|_| t.container.is_none()) {
-        let _ = write!(s, " in unit {u}");
+        let _ = write!(s, " in unit {}", escape(u));
     }
     if let Some(c) = &t.container {
-        let _ = write!(s, " in {}", container_text(c));
+        let _ = write!(s, " in {}", escape(container_text(c)));
     }
     s.push('\n');
     for step in &t.steps {
@@ -86,7 +97,7 @@ pub fn render_timeline(t: &Timeline) -> String {
                 StepKind::Forwarded => "forwarded",
                 StepKind::Exit => "exit",
             },
-            step.text
+            escape(&step.text)
         );
     }
     s

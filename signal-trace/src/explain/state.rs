@@ -192,6 +192,9 @@ pub(crate) enum Due {
     Shutdown,
     /// Conclude a SIGKILL death not yet explained: signal_death.
     Death,
+    /// Conclude a death by a SIGTERM that a namespace init forwarded after it got one from
+    /// outside: signal_death, `info` once the init has exited too (an orderly stop).
+    Forwarded,
     /// Drop the exited process.
     Forget,
 }

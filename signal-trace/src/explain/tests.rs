@@ -737,3 +737,90 @@ fn a_unit_stopped_by_systemd_gets_systemd_knobs() {
     let json = serde_json::to_value(&fs[0]).expect("json");
     assert!(json["orchestrator"].is_null(), "always present: {json}");
 }
+
+/// Every fixture with every comm, container name, pod, namespace and code replaced by a name
+/// that clears the screen, sets the title and fakes a line: the same findings, and their text
+/// and timelines hold no control byte and no line of the name's making.
+#[test]
+fn hostile_names_reach_no_terminal_raw() {
+    use crate::escape::{has_terminal_controls, HOSTILE};
+    let hostile = serde_json::to_string(HOSTILE).unwrap();
+    let mut seen = 0;
+    for fixture in ALL {
+        let mut evil = fixture.to_owned();
+        for field in ["comm", "name", "pod", "namespace", "code", "handler"] {
+            let mut out = String::new();
+            let mut rest = evil.as_str();
+            let key = format!("\"{field}\":\"");
+            while let Some(i) = rest.find(&key) {
+                let after = &rest[i + key.len()..];
+                let end = after.find('"').unwrap();
+                out.push_str(&rest[..i]);
+                out.push_str(&format!("\"{field}\":{hostile}"));
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            evil = out;
+        }
+        assert!(
+            evil.contains("\\u001b[2J") || evil.contains("\\u001b"),
+            "replaced"
+        );
+        let (plain, records) = (load(fixture), load(&evil));
+        let fs = explain_all(&records);
+        assert_eq!(kinds(&fs), kinds(&explain_all(&plain)));
+        let mut e = Engine::new();
+        for r in &records {
+            e.push(r);
+        }
+        e.finish();
+        let mut text = String::new();
+        for f in &fs {
+            text.push_str(&render_text(f));
+        }
+        for t in e.timelines() {
+            text.push_str(&render_timeline(&t));
+        }
+        seen += text.matches("\\x1b[2J").count();
+        assert!(!has_terminal_controls(text.as_bytes(), true), "{text:?}");
+        assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+        // Escaped once: the JSON fields keep the name raw, the text shows it escaped once.
+        assert!(!text.contains("\\\\x1b"), "escaped twice: {text}");
+    }
+    assert!(
+        seen > 20,
+        "the hostile name shows, escaped, in findings and timelines: {seen}"
+    );
+}
+
+const FORWARDED: &str = include_str!("../../tests/fixtures/explain/forwarded_stop.ndjson");
+
+#[test]
+fn a_sigterm_forwarded_by_init_in_an_orderly_stop_is_info() {
+    let records = load(FORWARDED);
+    let fs = explain_all(&records);
+    let f = one(&fs, FindingKind::SignalDeath);
+    assert_eq!(f.severity, Severity::Info, "{}", render_text(f));
+    assert_eq!(f.process.pid, 31001);
+    assert_eq!(f.sender.as_ref().map(|s| s.pid), Some(31000));
+    assert!(f.summary.contains("orderly stop"), "{}", f.summary);
+    assert!(
+        f.summary.contains("containerd-shim (pid 30990)"),
+        "{}",
+        f.summary
+    );
+    assert!(fs.iter().all(|f| f.severity == Severity::Info), "{fs:?}");
+
+    // Without the init's exit (it is still running when the death settles): a warning.
+    let fs = explain_all(&records[..3]);
+    assert_eq!(
+        one(&fs, FindingKind::SignalDeath).severity,
+        Severity::Warning
+    );
+    // Without the SIGTERM from outside, the init sent it on its own: a warning.
+    let fs = explain_all(&records[1..]);
+    assert_eq!(
+        one(&fs, FindingKind::SignalDeath).severity,
+        Severity::Warning
+    );
+}

@@ -23,7 +23,7 @@ pub struct Masks {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ThreadReport {
     pub tid: u32,
-    pub comm: String,
+    pub comm: RawText,
     pub blocked: Vec<Cow<'static, str>>,
     pub pending: Vec<Cow<'static, str>>,
 }
@@ -32,7 +32,7 @@ pub struct ThreadReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChildReport {
     pub pid: u32,
-    pub comm: String,
+    pub comm: RawText,
     pub state: String,
     /// SIGTERM's disposition in the child.
     pub term: Disposition,
@@ -50,6 +50,39 @@ pub struct ContainerInfo {
     pub pod_uid: Option<String>,
     /// The pod QoS class, from a kubepods cgroup path.
     pub qos: Option<String>,
+}
+
+/// How a process that blocks SIGTERM takes it instead of through a handler. The kernel
+/// queues a blocked signal even for a namespace init with SIGTERM at SIG_DFL (it drops it
+/// only when unblocked), so such an init does get SIGTERM: tini waits in sigtimedwait,
+/// systemd and others read a signalfd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TermWait {
+    /// The main thread waits in `rt_sigtimedwait` (sigwait, sigwaitinfo, sigtimedwait) for a
+    /// set that holds SIGTERM.
+    Sigtimedwait,
+    /// The main thread blocks SIGTERM and the process holds a signalfd whose mask has it.
+    Signalfd,
+}
+
+impl TermWait {
+    pub fn describe(self) -> &'static str {
+        match self {
+            TermWait::Sigtimedwait => "waits for SIGTERM in sigtimedwait",
+            TermWait::Signalfd => "reads SIGTERM from a signalfd",
+        }
+    }
+}
+
+/// How the process takes SIGTERM while it blocks it, if it visibly does.
+pub(crate) fn term_wait(snap: &Snapshot) -> Option<TermWait> {
+    let in_sigwait = snap.syscall.as_deref().and_then(syscall_number) == Some(SYS_RT_SIGTIMEDWAIT);
+    if in_sigwait && snap.sigwait_mask.is_some_and(|m| has(m, SIGTERM)) {
+        return Some(TermWait::Sigtimedwait);
+    }
+    let signalfd = snap.signalfd_masks.iter().any(|&m| has(m, SIGTERM));
+    (signalfd && snap.status.blocks(SIGTERM)).then_some(TermWait::Signalfd)
 }
 
 /// A risk found in a process's signal setup.
@@ -117,8 +150,10 @@ pub struct ProcessReport {
     pub ppid: u32,
     /// The pid in each PID namespace, outermost first (`NSpid`).
     pub ns_pids: Vec<u32>,
-    pub comm: String,
-    pub cmdline: Vec<String>,
+    /// What the process calls itself (`prctl(PR_SET_NAME)`): a claim, not an identity.
+    pub comm: RawText,
+    /// The arguments as the process's memory holds them: it can rewrite them.
+    pub cmdline: Vec<RawText>,
     pub state: String,
     pub uid: u32,
     pub euid: u32,
@@ -138,6 +173,8 @@ pub struct ProcessReport {
     pub term: Disposition,
     /// Whether SIGTERM is blocked in every thread read.
     pub term_blocked_everywhere: bool,
+    /// How the process takes SIGTERM while blocking it (sigtimedwait, signalfd), if it does.
+    pub term_wait: Option<TermWait>,
     pub masks: Masks,
     pub sigq: Option<SigQ>,
     /// Number of threads read from `/proc/PID/task` (1 when it cannot be read).
@@ -166,16 +203,17 @@ pub(crate) fn disposition_text(d: Disposition) -> &'static str {
 }
 
 /// Whether the command looks like a shell (`sh`, `bash`, ..., or `busybox sh`).
-pub(crate) fn is_shell(comm: &str, cmdline: &[String]) -> bool {
-    if SHELLS.contains(&comm) {
+pub(crate) fn is_shell(comm: &RawText, cmdline: &[RawText]) -> bool {
+    let is = |b: &[u8]| SHELLS.iter().any(|s| s.as_bytes() == b);
+    if is(comm.as_bytes()) {
         return true;
     }
     if comm == "busybox" {
-        let base = |s: &String| s.rsplit('/').next().unwrap_or(s).to_owned();
-        return cmdline
-            .get(1)
-            .map(base)
-            .is_some_and(|a| SHELLS.contains(&a.as_str()));
+        let base = |s: &RawText| {
+            let b = s.as_bytes();
+            b.rsplit(|&c| c == b'/').next().unwrap_or(b).to_vec()
+        };
+        return cmdline.get(1).map(base).is_some_and(|a| is(&a));
     }
     false
 }
@@ -209,7 +247,7 @@ pub fn analyze(snap: &Snapshot) -> ProcessReport {
     let container = snap
         .cgroup
         .as_deref()
-        .and_then(cgroup::container_from_proc_cgroup)
+        .and_then(container_of)
         .map(|c| ContainerInfo {
             container: Container {
                 id: c.id,
@@ -237,6 +275,7 @@ pub fn analyze(snap: &Snapshot) -> ProcessReport {
         pending_process: names::mask_names(s.shd_pnd),
         term: s.disposition(SIGTERM),
         term_blocked_everywhere: blocked_everywhere(snap, SIGTERM),
+        term_wait: term_wait(snap),
         masks: Masks {
             sig_pnd: hex(s.sig_pnd),
             shd_pnd: hex(s.shd_pnd),
@@ -300,8 +339,11 @@ pub fn risk_flags(snap: &Snapshot) -> Vec<Finding> {
 
     let term = s.disposition(SIGTERM);
     let init = s.init_kind();
+    let waits = term_wait(snap);
     if let Some(kind) = init {
-        if term == Disposition::Default {
+        // A blocked SIGTERM is queued, not dropped: an init that takes it with sigtimedwait
+        // or a signalfd gets it.
+        if term == Disposition::Default && waits.is_none() {
             let whose = match kind {
                 InitKind::Namespace => "the init of a PID namespace",
                 InitKind::Host => "PID 1",
@@ -327,7 +369,7 @@ pub fn risk_flags(snap: &Snapshot) -> Vec<Finding> {
                 format!(
                     "PID 1 is the shell {} with children ({}) and no SIGTERM trap: it does not \
                      pass SIGTERM on, so the children are SIGKILLed when the grace period ends",
-                    s.name,
+                    s.name.lossy(),
                     pid_list(&pids)
                 ),
                 "end the entrypoint script with `exec \"$@\"` (or use the exec form of \
@@ -337,7 +379,7 @@ pub fn risk_flags(snap: &Snapshot) -> Vec<Finding> {
         }
     }
 
-    if blocked_everywhere(snap, SIGTERM) {
+    if blocked_everywhere(snap, SIGTERM) && waits.is_none() {
         flag(
             RiskFlag::TermBlocked,
             "SIGTERM is blocked in every thread: a SIGTERM stays pending until a thread \

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cli::{FormatArg, InspectArgs};
+use crate::escape::{Escaped, RawText};
 use crate::event::names::{self, SIGCHLD, SIGINT, SIGTERM};
 use crate::event::record::{Container, Disposition};
 use crate::workload::cgroup;
@@ -130,6 +131,12 @@ pub fn write_reports(
 /// Runs `signal-trace inspect` against the proc tree at `proc_root`.
 pub fn run(args: &InspectArgs, proc_root: &Path, out: &mut dyn Write) -> Result<(), InspectError> {
     let target = args.target().ok_or(InspectError::NoTarget)?;
+    let mut skipped = |pid: u32, e: InspectError| {
+        eprintln!(
+            "signal-trace: warning: left out pid {pid}: {}",
+            Escaped::str(&e.to_string())
+        );
+    };
     let reports = match &target {
         // A pod name (not a uid): its containers come from containerd's labels.
         Target::Pod(name) if !looks_like_pod_uid(name.trim()) => {
@@ -147,9 +154,10 @@ pub fn run(args: &InspectArgs, proc_root: &Path, out: &mut dyn Write) -> Result<
             })?;
             let mut reports = Vec::new();
             for id in pod_container_ids(&all, name.trim()) {
-                reports.extend(inspect_target(
+                reports.extend(inspect_target_noting(
                     proc_root,
                     &Target::Container(id.to_owned()),
+                    &mut skipped,
                 )?);
             }
             if reports.is_empty() {
@@ -157,7 +165,7 @@ pub fn run(args: &InspectArgs, proc_root: &Path, out: &mut dyn Write) -> Result<
             }
             reports
         }
-        _ => inspect_target(proc_root, &target)?,
+        _ => inspect_target_noting(proc_root, &target, &mut skipped)?,
     };
     write_reports(&reports, args.format, out)
 }

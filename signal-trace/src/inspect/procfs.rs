@@ -27,8 +27,9 @@ pub struct SigQ {
 /// shared by all threads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcStatus {
-    /// The command name (`comm`), as the kernel escapes it.
-    pub name: String,
+    /// The command name (`comm`): the bytes the process set, with the kernel's escapes of the
+    /// `Name:` line (`\n`, `\\`) undone. Not necessarily UTF-8.
+    pub name: RawText,
     /// The state with its description, such as `"S (sleeping)"`; empty when absent.
     pub state: String,
     pub tgid: u32,
@@ -89,6 +90,13 @@ impl ProcStatus {
     /// NSpid and SigQ are optional; every other field is ignored. The name is everything after
     /// the tab that follows `Name:`, colons included.
     pub fn parse(text: &str) -> Result<ProcStatus, StatusError> {
+        ProcStatus::parse_bytes(text.as_bytes())
+    }
+
+    /// [`ProcStatus::parse`] on the file's bytes: the `Name:` line holds whatever bytes the
+    /// process named itself with (`prctl(PR_SET_NAME)` takes any), so the file need not be
+    /// UTF-8; every other line is the kernel's ASCII.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<ProcStatus, StatusError> {
         let mut name = None;
         let mut state = String::new();
         let (mut tgid, mut pid, mut ppid) = (None, None, None);
@@ -98,13 +106,17 @@ impl ProcStatus {
         let mut masks: [Option<u64>; 5] = [None; 5];
         const MASKS: [&str; 5] = ["SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"];
 
-        for line in text.lines() {
+        for line in bytes.split(|&b| b == b'\n') {
+            if let Some(raw) = line.strip_prefix(b"Name:") {
+                name = Some(unescape_name(raw.strip_prefix(b"\t").unwrap_or(raw)));
+                continue;
+            }
+            let line = String::from_utf8_lossy(line);
             let Some((key, raw)) = line.split_once(':') else {
                 continue;
             };
             let value = raw.trim();
             match key {
-                "Name" => name = Some(raw.strip_prefix('\t').unwrap_or(raw).to_owned()),
                 "State" => state = value.to_owned(),
                 "Tgid" => tgid = Some(parse_u32("Tgid", value)?),
                 "Pid" => pid = Some(parse_u32("Pid", value)?),
@@ -221,24 +233,110 @@ impl ProcStatus {
     }
 }
 
+/// Undoes the kernel's escapes of the `Name:` line of a status file: it writes a newline of
+/// the name as `\n` and a backslash as `\\` (`proc_task_name`), every other byte as it is.
+pub(crate) fn unescape_name(raw: &[u8]) -> RawText {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match (raw[i], raw.get(i + 1)) {
+            (b'\\', Some(b'n')) => {
+                out.push(b'\n');
+                i += 2;
+            }
+            (b'\\', Some(b'\\')) => {
+                out.push(b'\\');
+                i += 2;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    RawText(out)
+}
+
 /// Everything read for one process; the input of [`analyze`].
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// `/proc/PID/status`.
     pub status: ProcStatus,
-    /// `/proc/PID/cmdline`, split at NULs; empty for kernel threads and zombies.
-    pub cmdline: Vec<String>,
+    /// `/proc/PID/cmdline`, split at NULs, as bytes; empty for kernel threads and zombies.
+    pub cmdline: Vec<RawText>,
     /// `/proc/PID/task/*/status`, the main thread included; empty when unreadable.
     pub threads: Vec<ProcStatus>,
     /// The status of each child.
     pub children: Vec<ProcStatus>,
     /// The text of `/proc/PID/cgroup`.
     pub cgroup: Option<String>,
+    /// The text of `/proc/PID/syscall`: the number of the system call the main thread waits
+    /// in, then its arguments; `running` or absent when it is not in one or cannot be read.
+    pub syscall: Option<String>,
+    /// The `sigmask:` of every signalfd the process holds open (`/proc/PID/fdinfo`).
+    pub signalfd_masks: Vec<u64>,
+    /// The set the main thread waits for when it waits in `rt_sigtimedwait`: read from the
+    /// process's memory at the syscall's first argument. (While it waits, the kernel takes
+    /// that set out of `SigBlk` and keeps the real mask aside, so the status file cannot
+    /// tell.)
+    pub sigwait_mask: Option<u64>,
+}
+
+/// `rt_sigtimedwait`, which sigwait, sigwaitinfo and sigtimedwait call, on this architecture.
+#[cfg(target_arch = "x86_64")]
+pub const SYS_RT_SIGTIMEDWAIT: u32 = 128;
+#[cfg(target_arch = "aarch64")]
+pub const SYS_RT_SIGTIMEDWAIT: u32 = 137;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub const SYS_RT_SIGTIMEDWAIT: u32 = libc::SYS_rt_sigtimedwait as u32;
+
+/// The system call number at the start of a `/proc/PID/syscall` text.
+pub(crate) fn syscall_number(text: &str) -> Option<u32> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The `n`th argument (from 0) of a `/proc/PID/syscall` text.
+pub(crate) fn syscall_arg(text: &str, n: usize) -> Option<u64> {
+    let hex = text.split_whitespace().nth(n + 1)?.strip_prefix("0x")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The signal set an `rt_sigtimedwait` waits for, read from the waiting process's memory
+/// (`/proc/PID/mem`, which needs the same access as ptrace) at its first argument.
+pub(crate) fn read_sigwait_mask(dir: &Path, syscall: &str) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    if syscall_number(syscall)? != SYS_RT_SIGTIMEDWAIT || syscall_arg(syscall, 3)? != 8 {
+        return None;
+    }
+    let addr = syscall_arg(syscall, 0)?;
+    let mem = fs::File::open(dir.join("mem")).ok()?;
+    let mut buf = [0u8; 8];
+    mem.read_exact_at(&mut buf, addr).ok()?;
+    Some(u64::from_ne_bytes(buf))
+}
+
+/// The masks of the signalfds among the open files of the process at `dir`: a descriptor
+/// whose link reads `anon_inode:[signalfd]` has a `sigmask:` line in its fdinfo.
+pub(crate) fn read_signalfd_masks(dir: &Path) -> Vec<u64> {
+    let Ok(fds) = numeric_entries(&dir.join("fd")) else {
+        return Vec::new();
+    };
+    fds.into_iter()
+        .filter(|fd| {
+            fs::read_link(dir.join("fd").join(fd.to_string()))
+                .is_ok_and(|l| l.as_os_str() == "anon_inode:[signalfd]")
+        })
+        .filter_map(|fd| {
+            let text = read_lossy(&dir.join("fdinfo").join(fd.to_string()))?;
+            let line = text.lines().find_map(|l| l.strip_prefix("sigmask:"))?;
+            parse_mask("sigmask", line.trim()).ok()
+        })
+        .collect()
 }
 
 /// Reads a file of a process, mapping a missing process to [`InspectError::NoSuchProcess`].
-pub(crate) fn read_proc_file(path: &Path, pid: u32) -> Result<String, InspectError> {
-    fs::read_to_string(path).map_err(|e| match e.kind() {
+pub(crate) fn read_proc_file(path: &Path, pid: u32) -> Result<Vec<u8>, InspectError> {
+    fs::read(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => InspectError::NoSuchProcess(pid),
         _ => InspectError::Read {
             path: path.to_owned(),
@@ -249,7 +347,7 @@ pub(crate) fn read_proc_file(path: &Path, pid: u32) -> Result<String, InspectErr
 
 pub(crate) fn read_status(path: &Path, pid: u32) -> Result<ProcStatus, InspectError> {
     let text = read_proc_file(path, pid)?;
-    ProcStatus::parse(&text).map_err(|source| InspectError::Parse {
+    ProcStatus::parse_bytes(&text).map_err(|source| InspectError::Parse {
         path: path.to_owned(),
         source,
     })
@@ -276,7 +374,8 @@ pub(crate) fn child_pids(proc_root: &Path, pid: u32, tids: &[u32]) -> Vec<u32> {
             .join("task")
             .join(tid.to_string())
             .join("children");
-        if let Ok(text) = fs::read_to_string(path) {
+        if let Ok(text) = fs::read(path) {
+            let text = String::from_utf8_lossy(&text);
             found = true;
             pids.extend(
                 text.split_whitespace()
@@ -287,10 +386,10 @@ pub(crate) fn child_pids(proc_root: &Path, pid: u32, tids: &[u32]) -> Vec<u32> {
     if !found {
         for other in numeric_entries(proc_root).unwrap_or_default() {
             let path = proc_root.join(other.to_string()).join("status");
-            let Ok(text) = fs::read_to_string(path) else {
+            let Ok(text) = fs::read(path) else {
                 continue;
             };
-            if ProcStatus::parse(&text).is_ok_and(|s| s.ppid == pid && s.pid != pid) {
+            if ProcStatus::parse_bytes(&text).is_ok_and(|s| s.ppid == pid && s.pid != pid) {
                 pids.insert(other);
             }
         }
@@ -327,16 +426,30 @@ pub fn read_snapshot(proc_root: &Path, pid: u32) -> Result<Snapshot, InspectErro
         .map(|raw| {
             raw.split(|&b| b == 0)
                 .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .map(RawText::from)
                 .collect()
         })
         .unwrap_or_default();
-    let cgroup = fs::read_to_string(dir.join("cgroup")).ok();
+    let cgroup = read_lossy(&dir.join("cgroup"));
+    let syscall = read_lossy(&dir.join("syscall"));
+    let signalfd_masks = read_signalfd_masks(&dir);
+    let sigwait_mask = syscall.as_deref().and_then(|s| read_sigwait_mask(&dir, s));
     Ok(Snapshot {
         status,
         cmdline,
         threads,
         children,
         cgroup,
+        syscall,
+        signalfd_masks,
+        sigwait_mask,
     })
+}
+
+/// A file's text with bytes that are not UTF-8 replaced, or `None` when it cannot be read: a
+/// cgroup path is a directory name that whoever may create the cgroup chose.
+pub(crate) fn read_lossy(path: &Path) -> Option<String> {
+    fs::read(path)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }

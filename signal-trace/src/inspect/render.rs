@@ -1,4 +1,9 @@
 //! Reports as text for people.
+//!
+//! What the process controls (comm, every argument, thread and child names) and what the
+//! cgroup path says (container id, pod uid, which whoever created the cgroup chose) is
+//! escaped (see [`crate::escape`]), as are the flag texts: a report stays the lines it is made
+//! of.
 
 use super::*;
 
@@ -13,9 +18,9 @@ impl ProcessReport {
             self.pid,
             self.comm,
             if self.state.is_empty() {
-                "?"
+                "?".to_owned()
             } else {
-                &self.state
+                Escaped::str(&self.state).to_string()
             },
             self.ppid,
             self.uid,
@@ -26,7 +31,8 @@ impl ProcessReport {
             }
         );
         if !self.cmdline.is_empty() {
-            let _ = writeln!(o, "  cmdline:  {}", self.cmdline.join(" "));
+            let args: Vec<String> = self.cmdline.iter().map(RawText::to_string).collect();
+            let _ = writeln!(o, "  cmdline:  {}", args.join(" "));
         }
         let pids = self
             .ns_pids
@@ -41,12 +47,17 @@ impl ProcessReport {
         };
         let _ = writeln!(o, "  init:     {init} (pid per namespace: {pids})");
         if let Some(c) = &self.container {
-            let _ = write!(o, "  container: {} {}", c.container.runtime, c.container.id);
+            let _ = write!(
+                o,
+                "  container: {} {}",
+                Escaped::str(&c.container.runtime),
+                Escaped::str(&c.container.id)
+            );
             if let Some(uid) = &c.pod_uid {
-                let _ = write!(o, "  pod uid {uid}");
+                let _ = write!(o, "  pod uid {}", Escaped::str(uid));
             }
             if let Some(qos) = &c.qos {
-                let _ = write!(o, " ({qos})");
+                let _ = write!(o, " ({})", Escaped::str(qos));
             }
             o.push('\n');
         }
@@ -71,12 +82,16 @@ impl ProcessReport {
         );
         let _ = writeln!(
             o,
-            "  SIGTERM:  {}{}",
+            "  SIGTERM:  {}{}{}",
             disposition_text(self.term),
             if self.term_blocked_everywhere {
                 ", blocked in every thread"
             } else {
                 ""
+            },
+            match self.term_wait {
+                Some(w) => format!("; {}", w.describe()),
+                None => String::new(),
             }
         );
         if let Some(q) = self.sigq {
@@ -109,7 +124,7 @@ impl ProcessReport {
                 "    {} ({})  {}  SIGTERM {}{}",
                 c.pid,
                 c.comm,
-                c.state,
+                Escaped::str(&c.state),
                 disposition_text(c.term),
                 if c.term_blocked { ", blocked" } else { "" }
             );
@@ -119,8 +134,13 @@ impl ProcessReport {
         } else {
             let _ = writeln!(o, "  flags:");
             for f in &self.flags {
-                let _ = writeln!(o, "    {}: {}", f.flag.as_str(), f.explanation);
-                let _ = writeln!(o, "      remedy: {}", f.remedy);
+                let _ = writeln!(
+                    o,
+                    "    {}: {}",
+                    f.flag.as_str(),
+                    Escaped::str(&f.explanation)
+                );
+                let _ = writeln!(o, "      remedy: {}", Escaped::str(&f.remedy));
             }
         }
         o

@@ -7,14 +7,21 @@ pub fn inspect_pid(proc_root: &Path, pid: u32) -> Result<ProcessReport, InspectE
     read_snapshot(proc_root, pid).map(|snap| analyze(&snap))
 }
 
+/// The container a `/proc/PID/cgroup` text names. The plain containerd layout
+/// (`/<namespace>/<id>`) is left out: any directory so named has its shape (cgroup v1 hosts
+/// have `/process_api/<hex>`), and inspect does not ask containerd about ids; the tracer does.
+pub(crate) fn container_of(text: &str) -> Option<cgroup::ContainerRef> {
+    cgroup::container_from_proc_cgroup(text).filter(|c| !c.plain)
+}
+
 /// The container of every process under `proc_root` that has one, in pid order.
 pub(crate) fn containers(proc_root: &Path) -> Vec<(u32, cgroup::ContainerRef)> {
     numeric_entries(proc_root)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|pid| {
-            let text = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
-            Some((pid, cgroup::container_from_proc_cgroup(&text)?))
+            let text = read_lossy(&proc_root.join(pid.to_string()).join("cgroup"))?;
+            Some((pid, container_of(&text)?))
         })
         .collect()
 }
@@ -87,6 +94,17 @@ pub fn inspect_target(
     proc_root: &Path,
     target: &Target,
 ) -> Result<Vec<ProcessReport>, InspectError> {
+    inspect_target_noting(proc_root, target, &mut |_, _| {})
+}
+
+/// [`inspect_target`], telling `skipped` of each process of a container or pod that could not
+/// be read or parsed. One process never fails the whole container or pod: what it writes into
+/// its own /proc files (its name, its arguments) is its choice, not the inspector's.
+pub fn inspect_target_noting(
+    proc_root: &Path,
+    target: &Target,
+    skipped: &mut dyn FnMut(u32, InspectError),
+) -> Result<Vec<ProcessReport>, InspectError> {
     let pids = match target {
         Target::Pid(pid) => return Ok(vec![inspect_pid(proc_root, *pid)?]),
         Target::Container(prefix) => {
@@ -102,7 +120,7 @@ pub fn inspect_target(
         match inspect_pid(proc_root, pid) {
             Ok(r) => reports.push(r),
             Err(InspectError::NoSuchProcess(_)) => {}
-            Err(e) => return Err(e),
+            Err(e) => skipped(pid, e),
         }
     }
     if let Target::Container(prefix) = target {

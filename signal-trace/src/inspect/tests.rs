@@ -55,7 +55,7 @@ fn snap(status: &str, threads: &[&str], children: &[&str]) -> Snapshot {
         cmdline: Vec::new(),
         threads: threads.iter().map(|t| st(t)).collect(),
         children: children.iter().map(|c| st(c)).collect(),
-        cgroup: None,
+        ..Snapshot::default()
     }
 }
 
@@ -1027,4 +1027,156 @@ fn pod_names_select_their_containers_by_label() {
         pod_container_ids(&all, "web").is_empty(),
         "names match whole"
     );
+}
+
+#[test]
+fn names_and_arguments_are_read_as_bytes_and_shown_escaped() {
+    // The kernel writes a newline of the name as `\n` and a backslash as `\\`; the rest raw.
+    let hostile_status = SELF
+        .replace("Name:\tcat", "Name:\t\x1b[2J\x1b]0;x\x07\\nFAKE\\\\")
+        .into_bytes();
+    let st = ProcStatus::parse_bytes(&hostile_status).unwrap();
+    assert_eq!(st.name, "\x1b[2J\x1b]0;x\x07\nFAKE\\");
+    // Not UTF-8: still parsed, the byte kept.
+    let mut worker = SELF.replace("Name:\tcat", "Name:\tworkerX").into_bytes();
+    let at = worker.iter().position(|&b| b == b'X').unwrap();
+    worker[at] = 0xff;
+    assert_eq!(
+        ProcStatus::parse_bytes(&worker).unwrap().name.as_bytes(),
+        b"worker\xff"
+    );
+
+    let mut s = snap(SELF, &[SELF], &[]);
+    s.status = st.clone();
+    s.threads = vec![st.clone()];
+    s.children = vec![ProcStatus::parse_bytes(&worker).unwrap()];
+    s.cmdline = vec![
+        crate::escape::HOSTILE.into(),
+        RawText(b"--flag=\x9b\xff".to_vec()),
+    ];
+    s.cgroup = Some(format!("0::/system.slice/docker-{ID1}.scope\n"));
+    let r = analyze(&s);
+    let text = r.render_text();
+    assert!(
+        !crate::escape::has_terminal_controls(text.as_bytes(), true),
+        "{text:?}"
+    );
+    assert!(
+        text.starts_with("pid 17362 (\\x1b[2J\\x1b]0;x\\x07\\nFAKE\\\\)  state "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  cmdline:  \\x1b[2J\\x1b]0;x\\x07\\nFAKE --flag=\\x9b\\xff\n"),
+        "{text}"
+    );
+    assert!(text.contains(" (worker\\xff)  "), "{text}");
+    // No line of the report starts with what the name tried to fake.
+    assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+    // NDJSON: the comm as lossy UTF-8, escaped by serde.
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        json.contains("\"comm\":\"\\u001b[2J\\u001b]0;x\\u0007\\nFAKE\\\\\""),
+        "{json}"
+    );
+    assert!(json.contains("\"comm\":\"worker\u{fffd}\""), "{json}");
+}
+
+#[test]
+fn a_process_that_cannot_be_parsed_does_not_fail_its_container() {
+    let proc = container_tree("bad-one");
+    // One process of the container has a status the parser rejects.
+    let pids = find_container_pids(&proc.0, &ID1[..12]);
+    assert!(pids.len() >= 2, "{pids:?}");
+    let broken = pids[1];
+    proc.write(
+        &format!("{broken}/status"),
+        "Name:\tx\nPid:\tnot-a-number\n",
+    );
+    let mut skipped = Vec::new();
+    let reports = inspect_target_noting(
+        &proc.0,
+        &Target::Container(ID1[..12].to_owned()),
+        &mut |pid, e| skipped.push((pid, e.to_string())),
+    )
+    .expect("the container is inspected");
+    assert_eq!(reports.len(), pids.len() - 1);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, broken);
+}
+
+#[test]
+fn lookalike_and_delegated_cgroups_are_no_containers() {
+    let proc = FakeProc::new("lookalikes");
+    // cgroup v1 host cgroup with the plain containerd shape
+    proc.process(
+        500,
+        SELF,
+        &[],
+        Some("4:memory:/process_api/58cd6f8b3b107ca70e99d6254a8f80b2\n0::/\n"),
+    );
+    // a user's delegated cgroup named like a real pod's container
+    proc.process(
+        600,
+        SELF,
+        &[],
+        Some(&format!(
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/cri-containerd-{ID1}.scope\n"
+        )),
+    );
+    assert!(containers(&proc.0).is_empty());
+    assert!(find_container_pids(&proc.0, "58cd6f8b").is_empty());
+    assert!(find_container_pids(&proc.0, &ID1[..12]).is_empty());
+    let r = inspect_pid(&proc.0, 600).unwrap();
+    assert_eq!(r.container, None);
+}
+
+#[test]
+fn an_init_that_waits_for_sigterm_is_not_flagged() {
+    let term_default_init = snap(SLEEP_INIT, &[SLEEP_INIT], &[]);
+    assert!(flags(&term_default_init).contains(&RiskFlag::InitWithoutTermHandler));
+
+    // tini: in rt_sigtimedwait for a set with SIGTERM (SigBlk shows nothing while it waits).
+    let mut tini = term_default_init.clone();
+    tini.syscall = Some(format!(
+        "{SYS_RT_SIGTIMEDWAIT} 0x7ffd1e34ac80 0x7ffd1e34abb0 0x563a488b9020 0x8 0x7 0x0 0x7ffd1e34ab80 0x7fa01b4c3c2f\n"
+    ));
+    tini.sigwait_mask = Some(!0);
+    let r = analyze(&tini);
+    assert_eq!(r.term_wait, Some(TermWait::Sigtimedwait));
+    assert!(r.flags.is_empty(), "{:?}", r.flags);
+    assert!(
+        r.render_text()
+            .contains("  SIGTERM:  default; waits for SIGTERM in sigtimedwait\n"),
+        "{}",
+        r.render_text()
+    );
+    // ...for a set without SIGTERM: flagged.
+    tini.sigwait_mask = Some(!TERM_BIT);
+    assert!(flags(&tini).contains(&RiskFlag::InitWithoutTermHandler));
+    // ...in some other call: flagged.
+    tini.sigwait_mask = Some(!0);
+    tini.syscall = Some("230 0x1 0x0 0x7ffd 0x0 0x0 0x0 0x7ffd 0x7f\n".into());
+    assert!(flags(&tini).contains(&RiskFlag::InitWithoutTermHandler));
+
+    // A signalfd init: SIGTERM blocked, a signalfd with SIGTERM in its mask.
+    let blocked = SLEEP_INIT.replace(
+        "SigBlk:\t0000000000000000",
+        &format!("SigBlk:\t{TERM_BIT:016x}"),
+    );
+    assert_ne!(blocked, SLEEP_INIT, "the fixture has the line");
+    let mut sfd = snap(&blocked, &[&blocked], &[]);
+    sfd.signalfd_masks = vec![TERM_BIT | 1 << (SIGINT - 1)];
+    let r = analyze(&sfd);
+    assert_eq!(r.term_wait, Some(TermWait::Signalfd));
+    assert!(r.flags.is_empty(), "{:?}", r.flags);
+    // A signalfd without SIGTERM: SIGTERM stays pending forever.
+    sfd.signalfd_masks = vec![1 << (SIGINT - 1)];
+    let f = flags(&sfd);
+    assert!(f.contains(&RiskFlag::InitWithoutTermHandler), "{f:?}");
+    assert!(f.contains(&RiskFlag::TermBlocked), "{f:?}");
+    // A signalfd with SIGTERM while SIGTERM is not blocked: the default action wins.
+    let mut unblocked = term_default_init.clone();
+    unblocked.signalfd_masks = vec![TERM_BIT];
+    assert_eq!(analyze(&unblocked).term_wait, None);
+    assert!(flags(&unblocked).contains(&RiskFlag::InitWithoutTermHandler));
 }

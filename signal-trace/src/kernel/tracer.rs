@@ -432,7 +432,8 @@ impl<W: Write> Loop<W> {
                 self.malformed += 1;
                 if self.malformed <= 10 {
                     eprintln!(
-                        "signal-trace: warning: dropping a malformed record from the kernel: {e}"
+                        "signal-trace: warning: dropping a malformed record from the kernel: {}",
+                        crate::escape::escape(e.to_string())
                     );
                 }
                 return Ok(());
@@ -626,7 +627,8 @@ impl ContainerFilter {
         };
         if let Err(e) = result {
             eprintln!(
-                "signal-trace: warning: cannot update the container filter for cgroup {id}: {e}"
+                "signal-trace: warning: cannot update the container filter for cgroup {id}: {}",
+                crate::escape::escape(e.to_string())
             );
         }
     }
@@ -736,13 +738,19 @@ impl Containers {
                     }
                 }
             }
-            Err(e) => eprintln!("signal-trace: warning: {e}"),
+            Err(e) => eprintln!(
+                "signal-trace: warning: {}",
+                crate::escape::escape(e.to_string())
+            ),
         }
         let failures = self.cache.failures();
         if failures > self.failures_reported {
             self.failures_reported = failures;
             if let Some(why) = self.cache.last_failure() {
-                eprintln!("signal-trace: warning: container runtime query failed ({failures} so far): {why}");
+                eprintln!(
+                    "signal-trace: warning: container runtime query failed ({failures} so far): {}",
+                    crate::escape::escape(why)
+                );
             }
         }
     }

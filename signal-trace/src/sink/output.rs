@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::config::Format;
+use crate::escape::Escaped;
 use crate::event::names::sa_flags_names;
 use crate::event::record::*;
 
@@ -155,14 +156,21 @@ fn who(comm: &Comm, pid: Option<u32>, tid: u32) -> String {
 }
 
 /// Where a process runs, for people: "ns/pod:container", or the container's name or short id.
+/// Every part comes from the runtime (labels, names) and is escaped.
 pub fn where_text(c: Option<&Container>) -> String {
     let Some(c) = c else { return String::new() };
-    let short = c.id.get(..12).unwrap_or(&c.id);
-    match (&c.namespace, &c.pod, &c.name) {
+    let short = Escaped::str(c.id.get(..12).unwrap_or(&c.id));
+    let (namespace, pod, name) = (
+        c.namespace.as_deref().map(Escaped::str),
+        c.pod.as_deref().map(Escaped::str),
+        c.name.as_deref().map(Escaped::str),
+    );
+    let runtime = Escaped::str(&c.runtime);
+    match (namespace, pod, name) {
         (Some(ns), Some(pod), Some(name)) => format!(" {ns}/{pod}:{name}"),
         (_, Some(pod), _) => format!(" {pod}:{short}"),
         (_, _, Some(name)) => format!(" {name}"),
-        _ => format!(" {}:{short}", c.runtime),
+        _ => format!(" {runtime}:{short}"),
     }
 }
 
@@ -170,7 +178,7 @@ pub fn where_text(c: Option<&Container>) -> String {
 pub fn place_text(c: Option<&Container>, unit: Option<&str>) -> String {
     match (c, unit) {
         (Some(_), _) => where_text(c),
-        (None, Some(u)) => format!(" {u}"),
+        (None, Some(u)) => format!(" {}", Escaped::str(u)),
         (None, None) => String::new(),
     }
 }
@@ -186,6 +194,11 @@ fn latency(ns: u64) -> String {
 
 /// One human line for a record (no newline). Columns: time, event, sender → target, signal,
 /// code, outcome and details.
+///
+/// Every string a process or a runtime controls (comms, container names, and, in a replayed
+/// file, the signal, code, handler and errno strings) is escaped, so the line stays one line
+/// and no byte of it reaches the terminal as a control. A signal a process sent shows the
+/// sender's real uid, `[uid N]`: the kernel's fact, where the comm is only the sender's claim.
 pub fn text_line(out: &mut String, r: &Record, color: bool) {
     let _ = write!(out, "{}  ", r.time().clock());
     match r {
@@ -199,6 +212,10 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 g.target.unit.as_deref(),
             ));
             let mut sender = who(&g.sender.comm, Some(g.sender.pid), g.sender.tid);
+            if g.si_code <= 0 {
+                // Sent by a process (SI_USER, SI_QUEUE, SI_TKILL, ...), not by the kernel.
+                let _ = write!(sender, "[uid {}]", g.sender.uid);
+            }
             sender.push_str(&place_text(
                 g.sender.container.as_ref(),
                 g.sender.unit.as_deref(),
@@ -206,7 +223,11 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
             let _ = write!(
                 out,
                 "{:<8} {:>24} → {:<28} {:<10} {:<11} ",
-                "signal", sender, target, g.signal, g.code
+                "signal",
+                sender,
+                target,
+                Escaped::str(&g.signal),
+                Escaped::str(&g.code)
             );
             match g.result {
                 Outcome::Delivered | Outcome::LoseInfo => {
@@ -242,14 +263,14 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "deliver",
                 "",
                 who(&d.comm, d.pid, d.tid) + &place_text(d.container.as_ref(), d.unit.as_deref()),
-                d.signal,
-                d.code
+                Escaped::str(&d.signal),
+                Escaped::str(&d.code)
             );
             match d.handler.as_ref() {
                 "default" => out.push_str("default action"),
                 "ignore" => out.push_str("SIG_IGN"),
                 h => {
-                    let _ = write!(out, "handler {h}");
+                    let _ = write!(out, "handler {}", Escaped::str(h));
                 }
             }
             let flags = sa_flags_names(d.sa_flags);
@@ -276,7 +297,11 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                         out,
                         color,
                         MAGENTA,
-                        &format!("killed by {sig}{core}: exit code {}", x.exit_code),
+                        &format!(
+                            "killed by {}{core}: exit code {}",
+                            Escaped::str(sig),
+                            x.exit_code
+                        ),
                     );
                     if let Some(k) = &x.killed_by {
                         let _ = write!(
@@ -304,13 +329,17 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
             let _ = write!(
                 out,
                 "{:<8} {:>24} → {:<28} {:<10} {:<11} ",
-                "send", sender, target, s.signal, s.syscall
+                "send",
+                sender,
+                target,
+                Escaped::str(&s.signal),
+                Escaped::str(&s.syscall)
             );
             paint(
                 out,
                 color,
                 RED,
-                &format!("FAILED: {} (uid {})", s.errno, s.sender.uid),
+                &format!("FAILED: {} (uid {})", Escaped::str(&s.errno), s.sender.uid),
             );
         }
         Record::Oom(o) => {
@@ -412,7 +441,7 @@ mod tests {
         let mut line = String::new();
         text_line(&mut line, &ignored(), false);
         assert!(line.starts_with("22:13:20.123456  signal"), "{line}");
-        assert!(line.contains("bash(10) → sleep(20)[ns 1]"), "{line}");
+        assert!(line.contains("bash(10)[uid 0] → sleep(20)[ns 1]"), "{line}");
         assert!(line.contains("SIGTERM"), "{line}");
         assert!(
             line.ends_with("IGNORED: PID-namespace init with default handler"),
@@ -433,7 +462,7 @@ mod tests {
         let mut named = String::new();
         text_line(&mut named, &Record::Generate(g), false);
         assert!(
-            named.contains("bash(10) cron.service → sleep(20)[ns 1] web "),
+            named.contains("bash(10)[uid 0] cron.service → sleep(20)[ns 1] web "),
             "{named}"
         );
         assert!(!named.contains("nginx"), "the container wins: {named}");
@@ -497,6 +526,116 @@ mod tests {
         text_line(&mut line, &f, false);
         assert!(line.contains("kill(3) → pid 1"), "{line}");
         assert!(line.ends_with("FAILED: EPERM (uid 65534)"), "{line}");
+    }
+
+    #[test]
+    fn hostile_strings_stay_on_one_line_and_show_as_escapes() {
+        use crate::escape::{has_terminal_controls, HOSTILE};
+        let hostile_comm = Comm::new("\x1b]0;x\x07\nFAKE");
+        let evil = || Cow::Owned(HOSTILE.to_owned());
+        let container = Container {
+            id: format!("{HOSTILE}0123456789abcdef"),
+            runtime: HOSTILE.into(),
+            name: Some(HOSTILE.into()),
+            pod: Some(HOSTILE.into()),
+            namespace: Some(HOSTILE.into()),
+            image: Some(HOSTILE.into()),
+            compose: Some(Compose {
+                project: HOSTILE.into(),
+                service: HOSTILE.into(),
+            }),
+            grace_period_s: None,
+        };
+        let mut g = match ignored() {
+            Record::Generate(g) => g,
+            _ => unreachable!(),
+        };
+        g.sender.comm = hostile_comm;
+        g.sender.uid = 65534;
+        g.target.comm = hostile_comm;
+        g.signal = evil();
+        g.code = evil();
+        g.result = Outcome::Delivered;
+        g.target.container = Some(container.clone());
+        let mut only_id = container.clone();
+        (only_id.name, only_id.pod, only_id.namespace) = (None, None, None);
+        g.sender.container = Some(only_id);
+        let d = Record::Deliver(Deliver {
+            time: Time(0),
+            signal: evil(),
+            signo: 15,
+            code: evil(),
+            si_code: 0,
+            pid: Some(5),
+            tid: 5,
+            comm: hostile_comm,
+            ns_pid: None,
+            cgroup_id: None,
+            handler: evil(),
+            sa_flags: 0,
+            sender_pid: Some(1),
+            latency_ns: None,
+            container: Some(container.clone()),
+            unit: Some(HOSTILE.into()),
+        });
+        let x = Record::Exit(Exit {
+            time: Time(5),
+            pid: 7,
+            comm: hostile_comm,
+            ns_pid: None,
+            cgroup_id: None,
+            exit_code: 143,
+            signal: Some(evil()),
+            signo: Some(15),
+            core_dumped: false,
+            status: 15,
+            killed_by: Some(KilledBy {
+                pid: 1,
+                comm: hostile_comm,
+                signal: evil(),
+                code: evil(),
+                time: Time(3),
+            }),
+            container: None,
+            unit: Some(HOSTILE.into()),
+        });
+        let f = Record::SendFailed(SendFailed {
+            time: Time(0),
+            syscall: evil(),
+            errno: evil(),
+            signal: evil(),
+            signo: 15,
+            sender: Sender {
+                comm: hostile_comm,
+                ..Sender::default()
+            },
+            target_pid: Some(1),
+            target_tid: None,
+            pidfd: None,
+        });
+        let mut sink = Sink::new(Vec::new(), Format::Text, true);
+        for r in [Record::Generate(g), d, x, f] {
+            sink.write(&r).unwrap();
+        }
+        let out = String::from_utf8(sink.into_inner().unwrap()).unwrap();
+        assert_eq!(out.lines().count(), 4, "{out}");
+        // Colour codes are the only ESC bytes: take them out, and nothing else acts.
+        let plain = out
+            .replace(RED, "")
+            .replace(YELLOW, "")
+            .replace(MAGENTA, "")
+            .replace(DIM, "")
+            .replace(RESET, "");
+        assert!(!has_terminal_controls(plain.as_bytes(), true), "{plain:?}");
+        assert!(!plain.lines().any(|l| l.starts_with("FAKE")), "{plain}");
+        assert!(
+            plain.contains(
+                "\\x1b]0;x\\x07\\nFAKE(10)[uid 65534] \\x1b[2J\\x1b]0;x\\x07\\nFAKE:\\x1b"
+            ),
+            "{plain}"
+        );
+        assert!(plain.contains("handler \\x1b[2J"), "{plain}");
+        assert!(plain.contains("FAILED: \\x1b[2J"), "{plain}");
     }
 
     /// A writer that accepts `room` bytes and then fails like a full disk.

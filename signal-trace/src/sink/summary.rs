@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::escape::Escaped;
 use crate::event::record::{Comm, Record, Time};
 
 /// One aggregated row.
@@ -221,6 +222,8 @@ impl Summarizer {
 }
 
 /// A readable table of one summary.
+/// Text for people; comms (escaped by `Comm`'s `Display`), signal and outcome strings (which a
+/// replayed file controls) are escaped.
 pub fn render_text(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "summary {} → {}: {} events", s.start, s.time, s.total);
@@ -235,11 +238,11 @@ pub fn render_text(s: &Summary) -> String {
             out,
             "  {:>8}  {:<11} {:>24} → {:<24} {:<10} {}",
             r.count,
-            r.event,
+            Escaped::str(&r.event),
             side(r.sender_pid, &r.sender_comm),
             side(r.target_pid, &r.target_comm),
-            r.signal.as_deref().unwrap_or(""),
-            r.outcome.as_deref().unwrap_or("")
+            Escaped::str(r.signal.as_deref().unwrap_or("")),
+            Escaped::str(r.outcome.as_deref().unwrap_or(""))
         );
     }
     if s.rows_omitted > 0 {
@@ -315,5 +318,26 @@ mod tests {
         assert_eq!(done.rows_omitted, 30);
         assert_eq!(done.total, 80);
         assert!(s.finish(Time(6_000)).is_none(), "nothing counted since");
+    }
+
+    #[test]
+    fn hostile_names_and_strings_are_escaped() {
+        use crate::escape::{has_terminal_controls, HOSTILE};
+        let mut s = Summarizer::new(1_000_000_000);
+        let base = 1_700_000_000_000_000_000;
+        let r: Record = serde_json::from_value(serde_json::json!({
+            "event": "generate", "time": Time(base).to_string(), "signal": HOSTILE, "signo": 15,
+            "code": HOSTILE, "si_code": 0, "errno": 0, "group": true, "result": "delivered",
+            "sender": {"pid": 1, "tid": 1, "comm": HOSTILE, "uid": 0, "cgroup_id": 1},
+            "target": {"pid": 2, "tid": 2, "comm": HOSTILE, "ns_pid": null, "cgroup_id": 1,
+                       "disposition": "handler", "handler": HOSTILE, "blocked": false}
+        }))
+        .unwrap();
+        s.push(&r);
+        let done = s.finish(Time(base + 1)).expect("one interval");
+        let text = render_text(&done);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!has_terminal_controls(text.as_bytes(), true), "{text:?}");
+        assert!(text.contains("\\x1b[2J\\x1b]0;x\\x07\\nFAKE"), "{text}");
     }
 }

@@ -19,8 +19,30 @@
 //! | `.../libpod-<id>.scope`, `/libpod_parent/libpod-<id>` | [`Runtime::Podman`] |
 //! | `/kubepods[/<qos>]/pod<uid>/<id>` (cgroupfs driver, runtime not named) | [`Runtime::Kubernetes`] |
 //!
+//! # Only under the runtimes' own parents
+//!
+//! A cgroup's name is chosen by whoever may create it, and systemd delegates a cgroup
+//! subtree to every user (`user@UID.service`) and to every service with `Delegate=yes`. So a
+//! container layout counts only where a runtime puts it: directly under `system.slice` or
+//! `machine.slice` (the scopes above), under the kubepods hierarchy starting at the root
+//! (`kubepods.slice`, `kubepods`, or kind's `kubelet.slice/kubelet-kubepods.slice`), at
+//! `/docker`, `/libpod_parent` and `/<namespace>` right under the root. A user who creates
+//! `…/user@1000.service/app.slice/cri-containerd-<id of a real container>.scope`, or a whole
+//! `kubepods.slice/…` chain in the delegated subtree, gets `None`. Under `user@UID.service`
+//! only `libpod-<id>.scope` is recognised: rootless podman's own layout — the id is then the
+//! user's claim about their own container, and nothing below it counts for another
+//! runtime. Inside a container owned by a system runtime, the runtimes' parents are
+//! looked for again (kind, docker-in-docker): a process that may create cgroups in its own
+//! container's cgroup (a privileged container) can claim nested identities there.
+//!
+//! The plain containerd layout `/<namespace>/<id>` is the shape of any directory named so
+//! (cgroup v1 hosts have `/process_api/<32 hex digits>`): [`ContainerRef::plain`] marks it,
+//! and callers take it for a container only when containerd knows the id.
+//!
 //! Sub-cgroups below a container cgroup (`/init`, `container`, nested services of
-//! a systemd-in-container, ...) resolve to that container. When containers are
+//! a systemd-in-container, ...) resolve to that container; inside a container the
+//! runtimes' parents are looked for again from the container's own cgroup down (its
+//! own runtime may create them: kind, docker-in-docker). When containers are
 //! nested (docker-in-docker, kind nodes running pods), the innermost container
 //! is reported. Conmon scopes (`crio-conmon-<id>.scope`, `libpod-conmon-<id>.scope`)
 //! are not containers: conmon is a host-side monitor process, so such paths yield
@@ -81,6 +103,9 @@ pub struct ContainerRef {
     /// when the path has that level, `"guaranteed"` when the pod cgroup sits
     /// directly under the kubepods root (kubelet puts guaranteed pods there).
     pub qos: Option<String>,
+    /// Recognised only by the plain containerd layout (`/<namespace>/<id>`), which any
+    /// directory so named imitates: a container only when containerd knows the id.
+    pub plain: bool,
 }
 
 /// Minimum length of a bare hex component accepted as a container id.
@@ -116,6 +141,9 @@ const UNIT_SUFFIXES: &[&str] = &[
 /// Kubernetes context collected while walking down a path.
 #[derive(Default)]
 struct KubeCtx {
+    /// A kubepods root was seen where the kubelet puts it (see [`KubeCtx::observe`]); the
+    /// levels below count only then.
+    rooted: bool,
     /// Index of the component that opened the kubepods hierarchy (cgroupfs
     /// driver only; systemd slice names carry the whole chain themselves).
     root_index: Option<usize>,
@@ -126,17 +154,25 @@ struct KubeCtx {
 }
 
 impl KubeCtx {
-    /// Updates the context with component `comp` at index `i`.
-    fn observe(&mut self, i: usize, comp: &str) {
+    /// Updates the context with component `comp` at index `i`; `base` is the index where the
+    /// runtimes' parents start (the root, or just inside the enclosing container), and
+    /// `first` the component there.
+    fn observe(&mut self, i: usize, comp: &str, base: usize, first: &str) {
         if let Some(name) = comp.strip_suffix(".slice") {
-            self.observe_slice(i, name);
+            // kubepods.slice at the base, or kind's kubelet.slice/kubelet-kubepods.slice.
+            let root_here = i == base || (i == base + 1 && first == "kubelet.slice");
+            self.observe_slice(i, name, root_here);
             return;
         }
         if comp == "kubepods" {
-            *self = KubeCtx {
-                root_index: Some(i),
-                ..KubeCtx::default()
-            };
+            *self = KubeCtx::default();
+            if i == base {
+                self.rooted = true;
+                self.root_index = Some(i);
+            }
+            return;
+        }
+        if !self.rooted {
             return;
         }
         let Some(root) = self.root_index else {
@@ -158,13 +194,23 @@ impl KubeCtx {
 
     /// Handles a systemd slice name (without `.slice`), e.g.
     /// `kubepods-besteffort-pod<uid>` or `kubelet-kubepods-pod<uid>`.
-    fn observe_slice(&mut self, i: usize, name: &str) {
+    fn observe_slice(&mut self, i: usize, name: &str, root_here: bool) {
         let segments: Vec<&str> = name.split('-').collect();
         let Some(pos) = segments.iter().position(|s| *s == "kubepods") else {
             return;
         };
         let rest = segments.get(pos + 1..).unwrap_or_default();
-        *self = KubeCtx::default();
+        let rooted = match rest {
+            [] => root_here,
+            _ => self.rooted,
+        };
+        *self = KubeCtx {
+            rooted,
+            ..KubeCtx::default()
+        };
+        if !rooted {
+            return;
+        }
         match rest {
             [] => {}
             [q] if is_qos(q) => self.qos = Some((*q).to_owned()),
@@ -223,32 +269,65 @@ fn is_containerd_namespace(s: &str) -> bool {
         && !matches!(s, "kubepods" | "docker" | "libpod_parent")
 }
 
-/// Recognises a container cgroup from one component and its surroundings.
+/// Whether `comp` is a systemd user manager's unit, `user@UID.service`: everything below it
+/// is delegated to that user.
+fn is_user_manager(comp: &str) -> bool {
+    comp.strip_prefix("user@")
+        .and_then(|r| r.strip_suffix(".service"))
+        .is_some_and(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Where a component sits: what the walk knows of the path above it.
+struct Place<'p> {
+    i: usize,
+    /// Index where the runtimes' parents start: the root, or just inside the enclosing
+    /// container.
+    base: usize,
+    parent: Option<&'p str>,
+    /// Inside a `user@UID.service` subtree.
+    delegated: bool,
+}
+
+/// Recognises a container cgroup from one component and its surroundings: `(id, runtime,
+/// plain)`, where `plain` marks the plain containerd layout.
 fn match_component<'a>(
     comp: &'a str,
-    i: usize,
-    parent: Option<&str>,
+    at: &Place<'_>,
     kube: &KubeCtx,
-) -> Option<(&'a str, Runtime)> {
-    let base = comp.strip_suffix(".scope").unwrap_or(comp);
+) -> Option<(&'a str, Runtime, bool)> {
+    let under_pod = kube.pod_index.is_some() && kube.pod_index == at.i.checked_sub(1);
+    let at_base = |name: &str| at.i == at.base + 1 && at.parent == Some(name);
+    let name = comp.strip_suffix(".scope").unwrap_or(comp);
     for (prefix, runtime) in PREFIXES {
-        if let Some(id) = base.strip_prefix(prefix) {
-            if is_container_id(id) {
-                return Some((id, *runtime));
-            }
+        let Some(id) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        if !is_container_id(id) {
+            continue;
         }
+        let podman = *runtime == Runtime::Podman;
+        let owned = if at.delegated {
+            // A user's rootless podman, and nothing that claims another runtime.
+            podman && comp.ends_with(".scope")
+        } else {
+            at_base("system.slice")
+                || at_base("machine.slice")
+                || (podman && at_base("libpod_parent"))
+                || under_pod
+        };
+        return owned.then_some((id, *runtime, false));
     }
-    if !is_container_id(comp) {
+    if !is_container_id(comp) || at.delegated {
         return None;
     }
-    if parent == Some("docker") {
-        return Some((comp, Runtime::Docker));
+    if at_base("docker") {
+        return Some((comp, Runtime::Docker, false));
     }
-    if kube.pod_index.is_some() && kube.pod_index == i.checked_sub(1) {
-        return Some((comp, Runtime::Kubernetes));
+    if under_pod {
+        return Some((comp, Runtime::Kubernetes, false));
     }
-    if i == 1 && parent.is_some_and(is_containerd_namespace) {
-        return Some((comp, Runtime::Containerd));
+    if at.i == at.base + 1 && at.base == 0 && at.parent.is_some_and(is_containerd_namespace) {
+        return Some((comp, Runtime::Containerd, true));
     }
     None
 }
@@ -270,22 +349,40 @@ pub fn parse_cgroup_path(path: &str) -> Option<ContainerRef> {
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
         .collect();
+    // As seen from another cgroup namespace the path climbs first (`/../../system.slice/…`).
+    let start = comps.iter().take_while(|c| **c == "..").count();
     let mut kube = KubeCtx::default();
     let mut found = None;
-    let mut parent = None;
-    for (i, comp) in comps.iter().copied().enumerate() {
-        if let Some((id, runtime)) = match_component(comp, i, parent, &kube) {
+    let mut at = Place {
+        i: 0,
+        base: start,
+        parent: None,
+        delegated: false,
+    };
+    for (i, comp) in comps.iter().copied().enumerate().skip(start) {
+        at.i = i;
+        if let Some((id, runtime, plain)) = match_component(comp, &at, &kube) {
             found = Some(ContainerRef {
                 id: id.to_owned(),
                 runtime,
                 pod_uid: kube.pod_uid.take(),
                 qos: kube.qos.take(),
+                plain,
             });
             kube = KubeCtx::default();
+            // Inside a container its own runtime may create containers (kind, dind); inside
+            // a user's container, whatever is below stays the user's.
+            at.base = i + 1;
         } else {
-            kube.observe(i, comp);
+            if is_user_manager(comp) {
+                at.delegated = true;
+                kube = KubeCtx::default();
+            }
+            if !at.delegated {
+                kube.observe(i, comp, at.base, comps.get(at.base).copied().unwrap_or(""));
+            }
         }
-        parent = Some(comp);
+        at.parent = Some(comp);
     }
     found
 }
@@ -440,6 +537,14 @@ mod tests {
             runtime,
             pod_uid: pod.map(str::to_owned),
             qos: qos.map(str::to_owned),
+            plain: false,
+        }
+    }
+
+    fn plain(id: &str) -> ContainerRef {
+        ContainerRef {
+            plain: true,
+            ..expect(id, Runtime::Containerd, None, None)
         }
     }
 
@@ -550,15 +655,14 @@ mod tests {
                 ),
             ),
             // plain containerd (ctr run)
-            (format!("/default/{ID1}"), expect(ID1, Containerd, None, None)),
-            (format!("/k8s.io/{ID1}"), expect(ID1, Containerd, None, None)),
+            (format!("/default/{ID1}"), plain(ID1)),
+            (format!("/k8s.io/{ID1}"), plain(ID1)),
+            ("/moby/0123456789ab".to_owned(), plain("0123456789ab")),
+            (format!("/default/{ID1}/init"), plain(ID1)),
+            // a host cgroup of cgroup v1 that has the shape: plain, for the runtime to settle
             (
-                "/moby/0123456789ab".to_owned(),
-                expect("0123456789ab", Containerd, None, None),
-            ),
-            (
-                format!("/default/{ID1}/init"),
-                expect(ID1, Containerd, None, None),
+                "/process_api/58cd6f8b3b107ca70e99d6254a8f80b2".to_owned(),
+                plain("58cd6f8b3b107ca70e99d6254a8f80b2"),
             ),
             // nerdctl, systemd driver
             (
@@ -604,6 +708,13 @@ mod tests {
             (
                 format!("/libpod_parent/libpod-{ID1}"),
                 expect(ID1, Podman, None, None),
+            ),
+            // a user's rootless container claiming a pod's container inside: the user's own
+            (
+                format!(
+                    "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID2}.scope/system.slice/cri-containerd-{ID1}.scope"
+                ),
+                expect(ID2, Podman, None, None),
             ),
             // kind: pods inside a docker container acting as a node
             (
@@ -684,6 +795,27 @@ mod tests {
             format!("/a/b/{ID1}"),
             format!("/.hidden/{ID1}"),
             format!("/kubepods/{ID1}"),
+            // a user's delegated cgroup claiming a real container or pod: not taken
+            format!("/user.slice/user-1000.slice/user@1000.service/app.slice/cri-containerd-{ID1}.scope"),
+            format!("/user.slice/user-1000.slice/user@1000.service/cri-containerd-{ID1}.scope"),
+            format!("/user.slice/user-1000.slice/user@1000.service/app.slice/docker-{ID1}.scope"),
+            format!("/user.slice/user-1000.slice/user@1000.service/system.slice/docker-{ID1}.scope"),
+            format!("/user.slice/user-1000.slice/user@1000.service/docker/{ID1}"),
+            format!("/user.slice/user-1000.slice/user@1000.service/kubepods/pod{UID}/{ID1}"),
+            format!(
+                "/user.slice/user-1000.slice/user@1000.service/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_ESC}.slice/cri-containerd-{ID1}.scope"
+            ),
+            format!("/user.slice/user-1000.slice/user@1000.service/default/{ID1}"),
+
+            // a service with Delegate=yes: only the runtimes' own parents count
+            format!("/system.slice/app.service/cri-containerd-{ID1}.scope"),
+            format!("/system.slice/app.service/kubepods.slice/kubepods-pod{UID_ESC}.slice/cri-containerd-{ID1}.scope"),
+            format!("/system.slice/app.service/docker/{ID1}"),
+            // a pod slice without the kubepods root above it
+            format!("/kubepods-besteffort-pod{UID_ESC}.slice/cri-containerd-{ID1}.scope"),
+            format!("/a/kubepods/pod{UID}/{ID1}"),
+            // the plain layout only right under the root
+            format!("/a/default/{ID1}"),
         ];
         for path in cases {
             assert_eq!(parse_cgroup_path(&path), None, "path {path:?}");

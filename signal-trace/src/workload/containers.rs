@@ -726,6 +726,7 @@ mod tests {
             runtime,
             pod_uid: None,
             qos: None,
+            plain: false,
         }
     }
 

@@ -20,7 +20,12 @@ pub(crate) use not_forwarded::*;
 pub(crate) use oom_killed::*;
 pub(crate) use signal_death::*;
 
+// The texts of findings and timelines hold what the records say, raw (`Comm::as_str`, not its
+// escaping `Display`): NDJSON carries them as they are, and `render` escapes each text field
+// for a terminal once.
+
 pub(crate) fn who(comm: Comm, pid: u32, ns_pid: Option<u32>) -> String {
+    let comm = comm.as_str();
     match ns_pid {
         Some(1) if pid != 1 => format!("{comm} (pid {pid}, PID 1 of its namespace)"),
         Some(n) if n != pid => format!("{comm} (pid {pid}, ns pid {n})"),
@@ -29,7 +34,7 @@ pub(crate) fn who(comm: Comm, pid: u32, ns_pid: Option<u32>) -> String {
 }
 
 pub(crate) fn peer_text(p: &Peer) -> String {
-    format!("{} (pid {})", p.comm, p.pid)
+    format!("{} (pid {})", p.comm.as_str(), p.pid)
 }
 
 pub(crate) fn status(x: &Exit) -> String {
@@ -86,12 +91,13 @@ pub(crate) fn evidence_generate(g: &Generate) -> Evidence {
     let from = if g.si_code == SI_KERNEL {
         format!(
             "from the kernel (in {} (pid {}))",
-            g.sender.comm, g.sender.pid
+            g.sender.comm.as_str(),
+            g.sender.pid
         )
     } else if g.sender.pid == g.target.pid.unwrap_or(g.target.tid) {
         "raised by itself".to_string()
     } else {
-        format!("from {} (pid {})", g.sender.comm, g.sender.pid)
+        format!("from {} (pid {})", g.sender.comm.as_str(), g.sender.pid)
     };
     Evidence {
         time: g.time,
@@ -161,7 +167,7 @@ pub(crate) fn remedy_for(p: &Proc, situation: Situation<'_>) -> String {
 
 pub(crate) fn list(ps: &[ProcessRef]) -> String {
     ps.iter()
-        .map(|p| format!("{} (pid {})", p.comm, p.pid))
+        .map(|p| format!("{} (pid {})", p.comm.as_str(), p.pid))
         .collect::<Vec<_>>()
         .join(", ")
 }

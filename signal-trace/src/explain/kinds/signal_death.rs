@@ -103,8 +103,10 @@ pub(crate) fn death_remedy(signo: u32, code: Option<&str>) -> String {
     }
 }
 
-/// signal_death for a death other than by SIGKILL.
-pub(crate) fn death_finding(p: &Proc, signo: u32) -> Option<Finding> {
+/// signal_death for a death other than by SIGKILL. `forwarded_by` is the namespace init that
+/// got a SIGTERM from outside, forwarded it to `p` and has exited since: an orderly stop,
+/// `info`.
+pub(crate) fn death_finding(p: &Proc, signo: u32, forwarded_by: Option<&Proc>) -> Option<Finding> {
     let x = p.exit.as_ref()?;
     let signal = x
         .signal
@@ -114,6 +116,7 @@ pub(crate) fn death_finding(p: &Proc, signo: u32) -> Option<Finding> {
     let severity = match signo {
         SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGABRT | SIGSYS | SIGTRAP => Severity::Error,
         SIGINT | SIGHUP => Severity::Info,
+        SIGTERM if forwarded_by.is_some() => Severity::Info,
         _ => Severity::Warning,
     };
     let mut f = base(FindingKind::SignalDeath, severity, x.time, p);
@@ -128,7 +131,7 @@ pub(crate) fn death_finding(p: &Proc, signo: u32) -> Option<Finding> {
         (Cause::Kernel, Some(s)) => format!("from the kernel (in {})", peer_text(s)),
         (_, Some(s)) => format!(
             "from {} (pid {}, {})",
-            s.comm,
+            s.comm.as_str(),
             s.pid,
             code.as_deref().unwrap_or("?")
         ),
@@ -146,6 +149,25 @@ pub(crate) fn death_finding(p: &Proc, signo: u32) -> Option<Finding> {
         if x.core_dumped { ", core dumped" } else { "" }
     );
     f.remedy = death_remedy(signo, code.as_deref());
+    if let Some(init) = forwarded_by {
+        let from = init
+            .term
+            .as_ref()
+            .map(|t| peer_text(&t.sender))
+            .unwrap_or_else(|| "outside".into());
+        let _ = write!(
+            f.summary,
+            ". An orderly stop: its PID 1, {}, got SIGTERM from {from}, forwarded it and exited",
+            who(init.comm, init.pid, init.ns_pid)
+        );
+        f.remedy = format!(
+            "Nothing is wrong with the stop. {}",
+            f.remedy.replace("It had no handler", "It has no handler")
+        );
+        if let Some(t) = &init.term {
+            f.push_evidence(&t.ev);
+        }
+    }
     f.signal = Some(signal);
     f.code = code;
     f.sender = sender;
