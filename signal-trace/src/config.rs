@@ -108,6 +108,9 @@ pub enum Format {
 pub struct Config {
     pub filters: Filters,
     pub events: BTreeSet<EventKind>,
+    /// `--events` names send_failed: refused sends are then watched even where that costs every
+    /// syscall (the sys_exit watcher); otherwise only where the kernel allows the fexit programs.
+    pub send_failed_asked: bool,
     pub format: Format,
     pub color: bool,
     pub output: Option<PathBuf>,
@@ -242,6 +245,7 @@ impl Config {
                 )
             })?);
         }
+        let send_failed_asked = events.contains(&EventKind::SendFailed);
         if events.is_empty() {
             if a.failed {
                 events.extend([EventKind::Generate, EventKind::SendFailed]);
@@ -324,6 +328,7 @@ impl Config {
         Ok(Config {
             filters,
             events,
+            send_failed_asked,
             format,
             color,
             output: a.output.clone(),

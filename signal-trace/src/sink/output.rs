@@ -224,6 +224,14 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                         out.push(')');
                     }
                 }
+                // SIGCONT's work happens when it is generated (prepare_signal() resumes a
+                // stopped process); only the signal itself is then dropped, having no handler.
+                Outcome::Ignored
+                    if g.signo == crate::event::names::SIGCONT
+                        && g.reason == Some(IgnoreReason::DefaultIgnore) =>
+                {
+                    out.push_str("resumed the process if it was stopped; the signal itself discarded (no handler)");
+                }
                 Outcome::Ignored => {
                     let reason = g
                         .reason
@@ -233,6 +241,24 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 }
                 Outcome::AlreadyPending => paint(out, color, YELLOW, "already pending: merged"),
                 Outcome::Overflow => paint(out, color, RED, "OVERFLOW: real-time queue full"),
+            }
+        }
+        Record::Deliver(d) if d.cause == Some(DeliverCause::GroupExit) => {
+            let cause = match &d.group_exit_signal {
+                Some(sig) => format!("process ending ({sig})"),
+                None => "process ending (exit_group or exec)".into(),
+            };
+            let _ = write!(
+                out,
+                "{:<8} {:>24}   {:<28} {:<22} ",
+                "group exit",
+                "",
+                who(&d.comm, d.pid, d.tid) + &where_text(d.container.as_ref()),
+                cause,
+            );
+            out.push_str("thread ends; no SIGKILL is delivered");
+            if let Some(ns) = d.latency_ns {
+                let _ = write!(out, " ({} after the signal)", latency(ns));
             }
         }
         Record::Deliver(d) => {
@@ -299,12 +325,17 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 (_, _, Some(fd)) => format!("pidfd {fd}"),
                 (Some(p), Some(t), _) => format!("pid {p}/{t}"),
                 (Some(p), None, _) => format!("pid {p}"),
+                (None, Some(t), _) => format!("tid {t}"),
                 _ => "?".into(),
             };
             let _ = write!(
                 out,
                 "{:<8} {:>24} → {:<28} {:<10} {:<11} ",
-                "send", sender, target, s.signal, s.syscall
+                "send",
+                sender,
+                target,
+                s.signal_text(),
+                s.syscall
             );
             paint(
                 out,
@@ -478,7 +509,7 @@ mod tests {
             time: Time(0),
             syscall: Cow::Borrowed("kill"),
             errno: Cow::Borrowed("EPERM"),
-            signal: Cow::Borrowed("SIGTERM"),
+            signal: Some(Cow::Borrowed("SIGTERM")),
             signo: 15,
             sender: Sender {
                 pid: 3,
