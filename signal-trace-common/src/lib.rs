@@ -153,6 +153,8 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     /// `signal_struct.group_exit_code`.
     pub signal_group_exit_code: u32,
+    /// `signal_struct.group_exec_task` (5.16+); 0 where the kernel has no such member.
+    pub signal_group_exec_task: u32,
     pub sighand_action: u32,
     pub k_sigaction_size: u32,
     pub sigaction_handler: u32,
@@ -183,7 +185,7 @@ pub struct KernelOffsets {
     pub task_cred: u32,
     pub cred_uid: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 41 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 42 * 4);
 
 /// Set in a [`ClassicOffsets`] offset when the field is a `__data_loc` (a u32 holding the
 /// data's length << 16 | its offset in the record).

@@ -16,14 +16,16 @@ use crate::task::{current_task, task_identity, NO_TASK};
 
 /// SIGKILL, include/uapi/asm-generic/signal.h.
 const SIGKILL: i32 = 9;
+/// SIGNAL_GROUP_EXIT, include/linux/sched/signal.h.
+const SIGNAL_GROUP_EXIT: u32 = 0x0000_0004;
 
 /// signal_deliver: TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka),
 /// include/trace/events/signal.h; called by the receiver in get_signal() (kernel/signal.c)
 /// after it dequeued the signal, before the ignore/default-action checks, and also at the top
 /// of get_signal()'s loop when the thread group is already marked for death
 /// (`signal->flags & SIGNAL_GROUP_EXIT` or `signal->group_exec_task`): then with SIGKILL and
-/// `SEND_SIG_NOINFO` (a null `info`; a dequeued signal always has `&ksig->info`), although no
-/// SIGKILL need have been sent: a fatal signal's complete_signal(), exit_group() and exec all
+/// `SEND_SIG_NOINFO` (a null `info`; 6.18 passes a cleared `&ksig->info`, si_code SI_USER),
+/// although no SIGKILL need have been sent: a fatal signal's complete_signal(), exit_group() and exec all
 /// end the other threads this way. Those records carry `FLAG_GROUP_EXIT` and the group's
 /// `signal->group_exit_code` in `status`. As a BTF tracepoint (typed loads), with the raw
 /// tracepoint below as the fallback.
@@ -48,10 +50,22 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
     let task = M::current_task();
     // The group-exit path (see above): a signal filter applies to the signal that ended the
     // group (none for exit_group() or exec), not to the SIGKILL the kernel reports.
-    let (flags, status, filtered_sig) = if sig == SIGKILL && info == 0 {
+    // Recognised by the group's state, not only by the null `info`: later kernels may pass
+    // `&ksig->info` (cleared, si_code SI_USER) there.
+    let (flags, status, filtered_sig) = if sig == SIGKILL {
         let signal: u64 = M::read(task, o.task_signal);
-        let code: u32 = M::read(signal, o.signal_group_exit_code);
-        (FLAG_FULL | FLAG_GROUP_EXIT, code, (code & 0x7f) as i32)
+        let sflags: u32 = M::read(signal, o.signal_flags);
+        let exec_task: u64 = if o.signal_group_exec_task != 0 {
+            M::read(signal, o.signal_group_exec_task)
+        } else {
+            0
+        };
+        if info == 0 || sflags & SIGNAL_GROUP_EXIT != 0 || exec_task != 0 {
+            let code: u32 = M::read(signal, o.signal_group_exit_code);
+            (FLAG_FULL | FLAG_GROUP_EXIT, code, (code & 0x7f) as i32)
+        } else {
+            (FLAG_FULL, 0, sig)
+        }
     } else {
         (FLAG_FULL, 0, sig)
     };

@@ -31,6 +31,7 @@ pub(crate) static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     signal_flags: 0,
     signal_live: 0,
     signal_group_exit_code: 0,
+    signal_group_exec_task: 0,
     sighand_action: 0,
     k_sigaction_size: 0,
     sigaction_handler: 0,

@@ -111,6 +111,8 @@ pub struct Config {
     /// `--events` names send_failed: refused sends are then watched even where that costs every
     /// syscall (the sys_exit watcher); otherwise only where the kernel allows the fexit programs.
     pub send_failed_asked: bool,
+    /// `--failed`: only what did not get through.
+    pub failed: bool,
     pub format: Format,
     pub color: bool,
     pub output: Option<PathBuf>,
@@ -329,6 +331,7 @@ impl Config {
             filters,
             events,
             send_failed_asked,
+            failed: a.failed,
             format,
             color,
             output: a.output.clone(),
