@@ -177,6 +177,11 @@ fn sigterm_of_a_sleep_is_a_group_exit_delivery_of_sigterm() {
     // Joined to the SIGTERM's generation: the sender is this test process, on the host.
     assert_eq!(d["sender_pid"], std::process::id(), "{d}");
     assert!(d["claimed_sender_pid"].is_null(), "{d}");
+    let schema: Value = serde_json::from_str(include_str!("../../schema/events.schema.json"))
+        .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&d).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{d} fails the schema: {errors:?}");
 }
 
 #[test]
@@ -294,6 +299,14 @@ fn invalid_signal_numbers_and_tkill_threads_are_recorded_as_passed() {
     assert_eq!(t["target_tid"], child.pid, "{t}");
     assert!(t["target_pid"].is_null(), "tkill names a thread only: {t}");
     assert_eq!(t["signo"], 65, "{t}");
+    // The published schema covers what a syscall can carry.
+    let schema: Value = serde_json::from_str(include_str!("../../schema/events.schema.json"))
+        .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    for r in [&minus_one, &big, &t] {
+        let errors: Vec<String> = validator.iter_errors(r).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{r} fails the schema: {errors:?}");
+    }
 }
 
 #[test]
