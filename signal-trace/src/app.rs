@@ -78,7 +78,7 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
 /// watching them costs; with `--failed`, in one line what it therefore cannot see.
 pub fn send_failed_off_line(why: &str, failed: bool) -> String {
     let off = format!(
-        "refused sends (kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_send_signal returning an error) are off: {why}"
+        "refused sends (a kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo or pidfd_send_signal the kernel turns down) are off: {why}"
     );
     let cost = "--events ...,send_failed watches them from the syscall-exit tracepoint, which slows every syscall on the host (about +60 % on a getppid loop)";
     if failed {

@@ -341,7 +341,11 @@ impl Tracer {
                     }
                     Err(e) => Some(format!(
                         "this kernel refuses the fexit programs ({})",
-                        e.root_cause()
+                        e.chain()
+                            .find_map(|c| c.downcast_ref::<io::Error>())
+                            .and_then(io::Error::raw_os_error)
+                            .map(|n| crate::event::names::errno_name(n).into_owned())
+                            .unwrap_or_else(|| e.root_cause().to_string())
                     )),
                 }
             } else {
