@@ -60,6 +60,15 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     if let Some(why) = &tracer.send_failed_off {
         eprintln!("{}", send_failed_off_line(why, cfg.failed));
     }
+    match tracer.send_watch {
+        tracer::SendWatch::Fexit => eprintln!(
+            "signal-trace: refused sends from fexit programs on the six signal syscalls"
+        ),
+        tracer::SendWatch::SyscallTracepoint => eprintln!(
+            "signal-trace: refused sends from the syscall-exit tracepoint (every syscall on the host takes the slower syscall-tracing path)"
+        ),
+        tracer::SendWatch::Off => {}
+    }
     eprintln!(
         "signal-trace: tracing {} ({} attachments, {} mode); Ctrl-C to stop",
         events.join(","),
