@@ -13,7 +13,7 @@ pub const COMM_LEN: usize = 16;
 pub const KIND_GENERATE: u32 = 1;
 /// `signal:signal_deliver`: a signal was dequeued by its receiver.
 pub const KIND_DELIVER: u32 = 2;
-/// `sched:sched_process_exit` of the last thread of a process.
+/// `sched:sched_process_exit` of the thread that ended its process: one record per process.
 pub const KIND_EXIT: u32 = 3;
 /// A signal-sending syscall returned an error.
 pub const KIND_SEND_FAILED: u32 = 4;
@@ -41,6 +41,11 @@ pub const FLAG_PIDFD: u32 = 1 << 4;
 pub const FLAG_INFO_PRIV: u32 = 1 << 5;
 /// generate: the siginfo pointer was `SEND_SIG_NOINFO` (plain kill from user space).
 pub const FLAG_INFO_NONE: u32 = 1 << 6;
+/// deliver: not a dequeued signal but get_signal()'s group-exit path (kernel/signal.c): the
+/// receiver's thread group was already marked for death (`SIGNAL_GROUP_EXIT`, or an exec in
+/// another thread), and the kernel reports SIGKILL with `SEND_SIG_NOINFO` although no SIGKILL
+/// may have been sent. `status` then holds `signal->group_exit_code` (with `FLAG_FULL`).
+pub const FLAG_GROUP_EXIT: u32 = 1 << 7;
 
 // --- `Event::syscall` values for send_failed ---
 pub const SYSCALL_KILL: u32 = 1;
@@ -76,8 +81,9 @@ const _: () = assert!(core::mem::size_of::<Task>() == 40);
 pub struct Event {
     /// `KIND_*`.
     pub kind: u32,
-    /// Signal number (0 for a failed `kill(pid, 0)` probe).
-    pub signo: u32,
+    /// Signal number, signed like the kernel's `int sig`: a refused send carries whatever the
+    /// caller passed (0 for a `kill(pid, 0)` probe, -1 or 65 for invalid numbers).
+    pub signo: i32,
     /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the hook ran.
     pub ts_ns: u64,
     /// generate/deliver: `si_code`.
@@ -92,13 +98,16 @@ pub struct Event {
     pub flags: u32,
     /// generate: `task->signal->flags` of the target (SIGNAL_UNKILLABLE, SIGNAL_GROUP_EXIT…).
     pub signal_flags: u32,
-    /// exit: `task->exit_code` as wait(2) encodes it.
+    /// exit: `task->exit_code` as wait(2) encodes it; deliver with `FLAG_GROUP_EXIT`:
+    /// `signal->group_exit_code` (its low 7 bits: the signal that ended the group, 0 for an
+    /// `exit_group()` or an exec).
     pub status: u32,
     /// send_failed: `SYSCALL_*`.
     pub syscall: u32,
-    /// send_failed: the pid argument (negative for process groups; a pidfd with `FLAG_PIDFD`).
+    /// send_failed: the pid argument (negative for process groups; a pidfd with `FLAG_PIDFD`);
+    /// 0 for tkill, which names a thread only.
     pub arg_pid: i32,
-    /// send_failed: the thread argument of tgkill / rt_tgsigqueueinfo, else 0.
+    /// send_failed: the thread argument of tkill, tgkill and rt_tgsigqueueinfo, else 0.
     pub arg_tid: i32,
     /// deliver: `si_pid` from the siginfo (meaningful for SI_USER, SI_TKILL, SI_QUEUE, CLD_*).
     pub si_pid: i32,
@@ -138,8 +147,14 @@ pub struct KernelOffsets {
     pub task_thread_pid: u32,
     pub task_cgroups: u32,
     pub task_exit_code: u32,
+    /// `task_struct.start_time` (u64, CLOCK_MONOTONIC ns).
+    pub task_start_time: u32,
     pub signal_flags: u32,
     pub signal_live: u32,
+    /// `signal_struct.group_exit_code`.
+    pub signal_group_exit_code: u32,
+    /// `signal_struct.group_exec_task` (5.16+); 0 where the kernel has no such member.
+    pub signal_group_exec_task: u32,
     pub sighand_action: u32,
     pub k_sigaction_size: u32,
     pub sigaction_handler: u32,
@@ -170,7 +185,7 @@ pub struct KernelOffsets {
     pub task_cred: u32,
     pub cred_uid: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 39 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 42 * 4);
 
 /// Set in a [`ClassicOffsets`] offset when the field is a `__data_loc` (a u32 holding the
 /// data's length << 16 | its offset in the record).
@@ -238,7 +253,7 @@ const _: () = assert!(core::mem::size_of::<FilterConfig>() == 48);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PendingSend {
     pub syscall: u32,
-    pub signo: u32,
+    pub signo: i32,
     pub arg_pid: i32,
     pub arg_tid: i32,
 }

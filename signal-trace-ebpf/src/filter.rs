@@ -77,11 +77,11 @@ pub(crate) fn sides_pass(
 }
 
 #[inline(always)]
-pub(crate) fn signal_passes(cfg: &FilterConfig, sig: u32) -> bool {
+pub(crate) fn signal_passes(cfg: &FilterConfig, sig: i32) -> bool {
     if cfg.flags & FILTER_SIGNAL == 0 {
         return true;
     }
-    sig >= 1 && sig <= 64 && (cfg.signal_mask >> (sig - 1)) & 1 == 1
+    (1..=64).contains(&sig) && (cfg.signal_mask >> (sig - 1)) & 1 == 1
 }
 
 pub(crate) const PID_FILTERS: u32 = FILTER_PID_EITHER | FILTER_PID_TARGET | FILTER_PID_SENDER;

@@ -42,7 +42,7 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
     let group = args[3] as u32;
     let result = args[4] as u32;
 
-    if !signal_passes(&cfg, sig) {
+    if !signal_passes(&cfg, sig as i32) {
         return 0;
     }
     if cfg.flags & FILTER_RESULT != 0 && (cfg.result_mask >> (result & 31)) & 1 == 0 {
@@ -114,7 +114,7 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
         entry.as_mut_ptr(),
         Event {
             kind: KIND_GENERATE,
-            signo: sig,
+            signo: sig as i32,
             ts_ns: unsafe { bpf_ktime_get_ns() },
             code,
             errno,
@@ -148,7 +148,7 @@ pub fn signal_generate_classic(ctx: TracePointContext) -> i32 {
     let field = |off: u32| unsafe { ctx.read_at::<i32>(off as usize) }.unwrap_or(0);
     let sig = field(c.gen_sig) as u32;
     let result = field(c.gen_result) as u32;
-    if !signal_passes(&cfg, sig) {
+    if !signal_passes(&cfg, sig as i32) {
         return 0;
     }
     if cfg.flags & FILTER_RESULT != 0 && (cfg.result_mask >> (result & 31)) & 1 == 0 {
@@ -173,7 +173,7 @@ pub fn signal_generate_classic(ctx: TracePointContext) -> i32 {
         entry.as_mut_ptr(),
         Event {
             kind: KIND_GENERATE,
-            signo: sig,
+            signo: sig as i32,
             ts_ns: unsafe { bpf_ktime_get_ns() },
             code: field(c.gen_code),
             errno: field(c.gen_errno),

@@ -6,7 +6,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     Global,
 };
 use signal_trace_common::*;
@@ -27,8 +27,11 @@ pub(crate) static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     task_thread_pid: 0,
     task_cgroups: 0,
     task_exit_code: 0,
+    task_start_time: 0,
     signal_flags: 0,
     signal_live: 0,
+    signal_group_exit_code: 0,
+    signal_group_exec_task: 0,
     sighand_action: 0,
     k_sigaction_size: 0,
     sigaction_handler: 0,
@@ -107,6 +110,12 @@ pub(crate) static COMM_FILTER: HashMap<[u8; COMM_LEN], u32> = HashMap::with_max_
 /// tid -> the arguments of a signal syscall in progress.
 #[map]
 pub(crate) static PENDING_SENDS: HashMap<u32, PendingSend> = HashMap::with_max_entries(16384, 0);
+
+/// (`signal_struct` address, group leader's `start_time`) -> 0: processes whose end was
+/// reported, on kernels whose `sched_process_exit` does not say which thread ends the process
+/// (before 6.16); see `exit`. An LRU: the oldest keys make room for new ones.
+#[map]
+pub(crate) static EXITED: LruHashMap<[u64; 2], u8> = LruHashMap::with_max_entries(4096, 0);
 
 /// Records submitted on each CPU (slot 0), so that the ring's fill level is queried only on
 /// every `WAKEUP_EVERY`th record.

@@ -57,7 +57,19 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     };
     // Everything privileged is done: programs attached, output open, metrics port bound.
     privilege::drop_all_but(&privilege::keep_after_attach())?;
-    let events: Vec<_> = cfg.events.iter().map(|e| e.as_str()).collect();
+    let events: Vec<_> = tracer.traced.iter().map(|e| e.as_str()).collect();
+    if let Some(why) = &tracer.send_failed_off {
+        eprintln!("{}", send_failed_off_line(why, cfg.failed));
+    }
+    match tracer.send_watch {
+        tracer::SendWatch::Fexit => eprintln!(
+            "signal-trace: refused sends from fexit programs on the six signal syscalls"
+        ),
+        tracer::SendWatch::SyscallTracepoint => eprintln!(
+            "signal-trace: refused sends from the syscall-exit tracepoint (every syscall on the host takes the slower syscall-tracing path)"
+        ),
+        tracer::SendWatch::Off => {}
+    }
     eprintln!(
         "signal-trace: tracing {} ({} attachments, {} mode); Ctrl-C to stop",
         events.join(","),
@@ -70,6 +82,20 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     let (_stop, totals) = rt.block_on(tracer::run(cfg, tracer, out, consumer, stops, metrics))?;
     eprintln!("{} events, {} lost", totals.events, totals.lost);
     Ok(())
+}
+
+/// The start-up line for refused sends that are not watched: that they are off, why, and what
+/// watching them costs; with `--failed`, in one line what it therefore cannot see.
+pub fn send_failed_off_line(why: &str, failed: bool) -> String {
+    let off = format!(
+        "refused sends (a kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo or pidfd_send_signal the kernel turns down) are off: {why}"
+    );
+    let cost = "--events ...,send_failed watches them from the syscall-exit tracepoint, which slows every syscall on the host (about +60 % on a getppid loop)";
+    if failed {
+        format!("signal-trace: --failed sees signals the kernel dropped, not sends it refused: {off}; {cost}")
+    } else {
+        format!("signal-trace: {off}; {cost}")
+    }
 }
 
 /// `signal-trace explain`: live, or replayed from a recorded stream.

@@ -108,6 +108,11 @@ pub enum Format {
 pub struct Config {
     pub filters: Filters,
     pub events: BTreeSet<EventKind>,
+    /// `--events` names send_failed: refused sends are then watched even where that costs every
+    /// syscall (the sys_exit watcher); otherwise only where the kernel allows the fexit programs.
+    pub send_failed_asked: bool,
+    /// `--failed`: only what did not get through.
+    pub failed: bool,
     pub format: Format,
     pub color: bool,
     pub output: Option<PathBuf>,
@@ -242,6 +247,7 @@ impl Config {
                 )
             })?);
         }
+        let send_failed_asked = events.contains(&EventKind::SendFailed);
         if events.is_empty() {
             if a.failed {
                 events.extend([EventKind::Generate, EventKind::SendFailed]);
@@ -324,6 +330,8 @@ impl Config {
         Ok(Config {
             filters,
             events,
+            send_failed_asked,
+            failed: a.failed,
             format,
             color,
             output: a.output.clone(),

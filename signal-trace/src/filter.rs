@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use signal_trace_common::*;
 
 use crate::config::{Filters, Side};
-use crate::event::record::{Comm, Record};
+use crate::event::record::{Comm, DeliverCause, Record};
 
 /// Everything the programs need to filter in the kernel: the global config and the contents of
 /// the PID_FILTER and COMM_FILTER maps.
@@ -121,7 +121,12 @@ pub fn record_matches(f: &Filters, r: &Record) -> bool {
             any(&f.pids, &both)
                 && any(&f.target_pids, &target)
                 && any(&f.sender_pids, &[d.sender_pid])
-                && signal_ok(Some(d.signo))
+                // A group-exit delivery reports SIGKILL whatever ended the group: it matches the
+                // signal that did (none for exit_group() or an exec), as the kernel filter does.
+                && signal_ok(match d.cause {
+                    Some(DeliverCause::GroupExit) => d.group_exit_signo,
+                    _ => Some(d.signo),
+                })
                 && comm_ok(&[Some(&d.comm)])
         }
         Record::Exit(x) => {
@@ -136,7 +141,7 @@ pub fn record_matches(f: &Filters, r: &Record) -> bool {
             any(&f.pids, &[target[0], sender[0], sender[1]])
                 && any(&f.target_pids, &target)
                 && any(&f.sender_pids, &sender)
-                && signal_ok(Some(s.signo))
+                && signal_ok(u32::try_from(s.signo).ok())
                 && comm_ok(&[Some(&s.sender.comm)])
         }
         Record::Oom(o) => {

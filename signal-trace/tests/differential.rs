@@ -321,7 +321,15 @@ fn stress_run() -> Run {
 
     let start = Instant::now();
     let bpftrace = Bpftrace::start(SCRIPT, &comm);
-    let trace = Trace::start(&["--comm", &comm, "--ring-size", "16M"]);
+    // send_failed named: refused sends are on by default only where fexit programs load.
+    let trace = Trace::start(&[
+        "--comm",
+        &comm,
+        "--ring-size",
+        "16M",
+        "--events",
+        "generate,deliver,exit,send_failed,oom",
+    ]);
 
     let mut cmd = Command::new(&exe);
     cmd.args(["--keep-name", "--timeout", "10", "--metrics-brief"]);

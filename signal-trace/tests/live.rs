@@ -313,6 +313,9 @@ fn real_output_validates_against_the_schema() {
         &format!("{},{},{}", ns.init, child.pid, victim.pid),
         "--ring-size",
         "4K",
+        // Refused sends are on by default only where fexit programs load.
+        "--events",
+        "generate,deliver,exit,send_failed",
     ]);
     kill(ns.init, libc::SIGTERM);
     kill(child.pid, libc::SIGUSR1);

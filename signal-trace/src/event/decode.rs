@@ -4,7 +4,9 @@ use std::borrow::Cow;
 
 use signal_trace_common::{self as wire, Event};
 
-use crate::event::names::{errno_name, handler_text, si_code_name, signal_name, syscall_name};
+use crate::event::names::{
+    errno_name, handler_text, si_code_name, signal_name, syscall_name, NSIG,
+};
 use crate::event::reason::ignore_reason;
 use crate::event::record::*;
 
@@ -85,19 +87,21 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
     let full = e.flags & wire::FLAG_FULL != 0;
     Ok(match e.kind {
         wire::KIND_GENERATE => {
+            // signal_generate fires only for valid signals (1..=64).
+            let signo = e.signo as u32;
             let result = Outcome::from_raw(e.result).ok_or(DecodeError::Result(e.result))?;
             let reason = (result == Outcome::Ignored).then(|| {
                 if full {
-                    ignore_reason(e.signo, e.handler, e.signal_flags, e.flags, e.target.tgid)
+                    ignore_reason(signo, e.handler, e.signal_flags, e.flags, e.target.tgid)
                 } else {
                     IgnoreReason::Unknown
                 }
             });
             Record::Generate(Generate {
                 time,
-                signal: signal_name(e.signo),
-                signo: e.signo,
-                code: si_code_name(e.signo, e.code),
+                signal: signal_name(signo),
+                signo,
+                code: si_code_name(signo, e.code),
                 si_code: e.code,
                 errno: e.errno,
                 group: e.group != 0,
@@ -123,14 +127,27 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             })
         }
         wire::KIND_DELIVER => {
+            let signo = e.signo as u32;
             // si_pid names a process only for signals that processes send, and for SIGCHLD.
-            let from_process = matches!(e.code, 0 | -1 | -6) || (e.signo == 17 && e.code > 0);
+            let from_process = matches!(e.code, 0 | -1 | -6) || (signo == 17 && e.code > 0);
+            let group_exit = e.flags & wire::FLAG_GROUP_EXIT != 0;
+            // The group's exit code is read only with BTF; its low 7 bits are the signal.
+            let group_exit_signo = (group_exit && full)
+                .then_some(e.status & 0x7f)
+                .filter(|&s| s != 0);
             Record::Deliver(Deliver {
                 time,
-                signal: signal_name(e.signo),
-                signo: e.signo,
-                code: si_code_name(e.signo, e.code),
+                signal: signal_name(signo),
+                signo,
+                code: si_code_name(signo, e.code),
                 si_code: e.code,
+                cause: Some(if group_exit {
+                    DeliverCause::GroupExit
+                } else {
+                    DeliverCause::Dequeued
+                }),
+                group_exit_signal: group_exit_signo.map(signal_name),
+                group_exit_signo,
                 pid: if full {
                     Some(e.target.tgid)
                 } else {
@@ -142,7 +159,9 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                 cgroup_id: nonzero(e.target.cgroup_id),
                 handler: handler_text(e.handler),
                 sa_flags: e.sa_flags,
-                sender_pid: (full && from_process && e.si_pid > 0).then_some(e.si_pid as u32),
+                sender_pid: None,
+                claimed_sender_pid: (full && !group_exit && from_process && e.si_pid > 0)
+                    .then_some(e.si_pid as u32),
                 latency_ns: None,
                 container: None,
                 unit: None,
@@ -168,14 +187,18 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
         }
         wire::KIND_SEND_FAILED => {
             let pidfd = e.flags & wire::FLAG_PIDFD != 0;
+            let tkill = e.syscall == wire::SYSCALL_TKILL;
             Record::SendFailed(SendFailed {
                 time,
                 syscall: Cow::Borrowed(syscall_name(e.syscall)),
                 errno: errno_name(e.errno),
-                signal: signal_name(e.signo),
+                signal: u32::try_from(e.signo)
+                    .ok()
+                    .filter(|&s| s <= NSIG)
+                    .map(signal_name),
                 signo: e.signo,
                 sender: sender(&e.sender),
-                target_pid: (!pidfd).then_some(e.arg_pid),
+                target_pid: (!pidfd && !tkill).then_some(e.arg_pid),
                 target_tid: (e.arg_tid != 0).then_some(e.arg_tid),
                 pidfd: pidfd.then_some(e.arg_pid),
             })
@@ -297,7 +320,41 @@ mod tests {
             (d.code.as_ref(), d.handler.as_ref()),
             ("SI_TKILL", "0x401000")
         );
-        assert_eq!((d.pid, d.tid, d.sender_pid), (Some(7), 8, Some(42)));
+        assert_eq!((d.pid, d.tid, d.claimed_sender_pid), (Some(7), 8, Some(42)));
+        assert_eq!(
+            (d.cause, d.sender_pid),
+            (Some(DeliverCause::Dequeued), None)
+        );
+        // get_signal()'s group-exit path after a SIGTERM: SIGKILL without siginfo, marked.
+        let g = Event {
+            kind: KIND_DELIVER,
+            signo: 9,
+            flags: FLAG_FULL | FLAG_GROUP_EXIT,
+            status: 15,
+            target: task(7, 9, "app"),
+            ..Default::default()
+        };
+        let Record::Deliver(g) = decode(&g, &CLOCK).unwrap() else {
+            panic!()
+        };
+        assert_eq!(g.cause, Some(DeliverCause::GroupExit));
+        assert_eq!(
+            (g.group_exit_signal.as_deref(), g.group_exit_signo),
+            (Some("SIGTERM"), Some(15))
+        );
+        assert_eq!(g.claimed_sender_pid, None);
+        // After exit_group(3): no signal ended the group.
+        let plain = Event {
+            status: 3 << 8,
+            ..g_wire()
+        };
+        let Record::Deliver(plain) = decode(&plain, &CLOCK).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (plain.group_exit_signal, plain.group_exit_signo),
+            (None, None)
+        );
 
         let x = Event {
             kind: KIND_EXIT,
@@ -364,6 +421,45 @@ mod tests {
             panic!()
         };
         assert_eq!((p.target_pid, p.pidfd), (None, Some(5)));
+    }
+
+    fn g_wire() -> Event {
+        Event {
+            kind: KIND_DELIVER,
+            signo: 9,
+            flags: FLAG_FULL | FLAG_GROUP_EXIT,
+            target: task(7, 9, "app"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn refused_sends_keep_the_numbers_and_threads_the_caller_passed() {
+        let f = |syscall, signo, arg_pid, arg_tid| {
+            let e = Event {
+                kind: KIND_SEND_FAILED,
+                signo,
+                errno: 22,
+                syscall,
+                arg_pid,
+                arg_tid,
+                ..Default::default()
+            };
+            let Record::SendFailed(f) = decode(&e, &CLOCK).unwrap() else {
+                panic!()
+            };
+            f
+        };
+        let k = f(SYSCALL_KILL, -1, 5, 0);
+        assert_eq!((k.signo, k.signal, k.target_pid), (-1, None, Some(5)));
+        let k = f(SYSCALL_KILL, 65, 5, 0);
+        assert_eq!((k.signo, k.signal), (65, None));
+        let k = f(SYSCALL_KILL, 0, 5, 0);
+        assert_eq!(k.signal.as_deref(), Some("0"));
+        let t = f(SYSCALL_TKILL, 15, 0, 77);
+        assert_eq!((t.target_pid, t.target_tid), (None, Some(77)));
+        let t = f(SYSCALL_TGKILL, 15, 70, 77);
+        assert_eq!((t.target_pid, t.target_tid), (Some(70), Some(77)));
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! Joins records over time: a delivery to the generation it came from (latency), a process
-//! exit to the signal that killed it, and the policy for which exits are worth reporting.
+//! Joins records over time: a delivery to the generation it came from (latency, the sender's
+//! host pid), a process exit to the signal that killed it, and the policy for which exits are
+//! worth reporting.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::event::names::{default_action, DefaultAction};
-use crate::event::record::{KilledBy, Outcome, Record, Time};
+use crate::event::record::{DeliverCause, KilledBy, Outcome, Record, Time};
 
 /// Pending generations older than this are forgotten (signals consumed by sigwaitinfo or
 /// signalfd are never "delivered" through get_signal).
@@ -29,7 +30,8 @@ pub struct Correlator {
     /// (task, signal) -> times of generations not yet delivered. The task is the process for
     /// process-wide signals and the thread for thread-directed ones, as the kernel's shared and
     /// private pending queues are.
-    pending: HashMap<(u32, u32), VecDeque<Time>>,
+    /// Each generation: its time and its sender's pid.
+    pending: HashMap<(u32, u32), VecDeque<(Time, u32)>>,
     /// Process -> the last signal sent to it.
     signalled: HashMap<u32, LastSignal>,
     /// Exits are reported for processes that died of a signal only when no filter restricts the
@@ -57,7 +59,7 @@ impl Correlator {
                         if q.len() >= MAX_QUEUE {
                             q.pop_front();
                         }
-                        q.push_back(g.time);
+                        q.push_back((g.time, g.sender.pid));
                     }
                     // A SIGCHLD (or another signal whose default is to be ignored) tells nothing
                     // about why a process later exits.
@@ -81,12 +83,26 @@ impl Correlator {
                 }
                 true
             }
+            Record::Deliver(d) if d.cause == Some(DeliverCause::GroupExit) => {
+                // Every thread of the ending process gets one: each is joined to the fatal
+                // signal's generation, which stays for the process's exit to name its killer.
+                if let Some(&(t, sender)) = d.group_exit_signo.and_then(|sig| {
+                    self.pending
+                        .get(&(d.pid.unwrap_or(d.tid), sig))
+                        .and_then(|q| q.front())
+                }) {
+                    d.latency_ns = Some(d.time.since(t));
+                    d.sender_pid = Some(sender);
+                }
+                true
+            }
             Record::Deliver(d) => {
                 let keys = [(d.tid, d.signo), (d.pid.unwrap_or(d.tid), d.signo)];
                 for key in keys {
                     if let Some(q) = self.pending.get_mut(&key) {
-                        if let Some(t) = q.pop_front() {
+                        if let Some((t, sender)) = q.pop_front() {
                             d.latency_ns = Some(d.time.since(t));
+                            d.sender_pid = Some(sender);
                             if q.is_empty() {
                                 self.pending.remove(&key);
                             }
@@ -122,7 +138,7 @@ impl Correlator {
         }
         let fresh = |t: &Time| now.since(*t) < PENDING_TTL_NS;
         self.pending.retain(|_, q| {
-            q.retain(fresh);
+            q.retain(|(t, _)| fresh(t));
             !q.is_empty()
         });
         self.signalled.retain(|_, s| fresh(&s.time));
@@ -184,11 +200,58 @@ mod tests {
             cgroup_id: None,
             handler: Cow::Borrowed("0x1000"),
             sa_flags: 0,
+            cause: Some(DeliverCause::Dequeued),
+            group_exit_signal: None,
+            group_exit_signo: None,
             sender_pid: None,
+            claimed_sender_pid: None,
             latency_ns: None,
             container: None,
             unit: None,
         })
+    }
+
+    #[test]
+    fn deliveries_carry_the_host_pid_of_the_generation_sender() {
+        let mut c = Correlator::new(false);
+        // generate(t, sig, pid, tid, group, result): the sender's pid is in the generate record.
+        let mut g = generate(100, 10, 5, 5, true, Outcome::Delivered);
+        if let Record::Generate(g) = &mut g {
+            g.sender.pid = 4242;
+        }
+        c.process(&mut g);
+        let mut d = deliver(150, 10, 5, 5);
+        c.process(&mut d);
+        let Record::Deliver(d) = d else { panic!() };
+        assert_eq!(d.sender_pid, Some(4242));
+    }
+
+    #[test]
+    fn group_exit_deliveries_join_the_fatal_signal_without_consuming_it() {
+        let mut c = Correlator::new(false);
+        let mut g = generate(100, 15, 5, 5, true, Outcome::Delivered);
+        if let Record::Generate(g) = &mut g {
+            g.sender.pid = 77;
+        }
+        c.process(&mut g);
+        let group_exit = |t, tid| {
+            let mut d = deliver(t, 9, 5, tid);
+            if let Record::Deliver(d) = &mut d {
+                d.cause = Some(DeliverCause::GroupExit);
+                d.group_exit_signo = Some(15);
+            }
+            d
+        };
+        for (t, tid) in [(200, 5), (210, 6)] {
+            let mut d = group_exit(t, tid);
+            c.process(&mut d);
+            let Record::Deliver(d) = d else { panic!() };
+            assert_eq!((d.sender_pid, d.latency_ns), (Some(77), Some(t - 100)));
+        }
+        let mut x = exit(300, 5, 15);
+        c.process(&mut x);
+        let Record::Exit(x) = x else { panic!() };
+        assert_eq!(x.killed_by.map(|k| k.pid), Some(77));
     }
 
     fn exit(t: u64, pid: u32, status: u32) -> Record {

@@ -208,11 +208,13 @@ pub fn si_code_name(sig: u32, code: i32) -> Cow<'static, str> {
             "FPE_FLTRES",
             "FPE_FLTINV",
             "FPE_FLTSUB",
-            "FPE_DECOVF",
-            "FPE_DECDIV",
-            "FPE_DECERR",
-            "FPE_INVASC",
-            "FPE_INVDEC",
+            // 9..=13 were ia64's __FPE_DECOVF … __FPE_INVDEC (asm-generic/siginfo.h); no other
+            // architecture sends them: shown as numbers.
+            "",
+            "",
+            "",
+            "",
+            "",
             "FPE_FLTUNK",
             "FPE_CONDTRAP",
         ],
@@ -255,12 +257,17 @@ pub fn si_code_name(sig: u32, code: i32) -> Cow<'static, str> {
             "POLL_IN", "POLL_OUT", "POLL_MSG", "POLL_ERR", "POLL_PRI", "POLL_HUP",
         ],
         SIGSYS => &["SYS_SECCOMP", "SYS_USER_DISPATCH"],
-        _ => &[],
+        // Any other signal with a positive code: an F_SETSIG signal (fcntl(2)) queued by
+        // send_sigio(), whose si_code is the POLL_* band, as SIGIO's is.
+        _ => &[
+            "POLL_IN", "POLL_OUT", "POLL_MSG", "POLL_ERR", "POLL_PRI", "POLL_HUP",
+        ],
     };
     match usize::try_from(code)
         .ok()
         .and_then(|c| c.checked_sub(1))
         .and_then(|i| table.get(i))
+        .filter(|name| !name.is_empty())
     {
         Some(name) => Cow::Borrowed(name),
         None => Cow::Owned(code.to_string()),
@@ -433,9 +440,19 @@ mod tests {
         assert_eq!(si_code_name(7, 1), "BUS_ADRALN");
         assert_eq!(si_code_name(31, 1), "SYS_SECCOMP");
         assert_eq!(si_code_name(29, 1), "POLL_IN");
+        // F_SETSIG to a real-time signal or SIGUSR1: the POLL band still names the code.
+        assert_eq!(si_code_name(40, 2), "POLL_OUT");
+        assert_eq!(si_code_name(10, 6), "POLL_HUP");
+        assert_eq!(si_code_name(40, 7), "7");
+        // x86 FPE codes; ia64's 9..=13 are numbers.
+        assert_eq!(si_code_name(8, 1), "FPE_INTDIV");
+        assert_eq!(si_code_name(8, 9), "9");
+        assert_eq!(si_code_name(8, 13), "13");
+        assert_eq!(si_code_name(8, 14), "FPE_FLTUNK");
+        assert_eq!(si_code_name(8, 15), "FPE_CONDTRAP");
         assert_eq!(si_code_name(5, 1), "TRAP_BRKPT");
-        // A positive code on a signal without a table stays a number.
-        assert_eq!(si_code_name(15, 3), "3");
+        // A positive code on a signal without a table of its own is an F_SETSIG band.
+        assert_eq!(si_code_name(15, 3), "POLL_MSG");
         assert_eq!(si_code_name(11, 99), "99");
     }
 

@@ -279,6 +279,20 @@ pub struct Generate {
     pub target: Target,
 }
 
+/// Why a `deliver` record was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverCause {
+    /// The receiver dequeued the signal (its handler runs, or the default action or SIG_IGN
+    /// applies next).
+    Dequeued,
+    /// Not a dequeued signal: the receiver's process was already ending (a fatal signal, an
+    /// `exit_group()` or an `exec` in another thread), and the kernel's group-exit path in
+    /// get_signal() reports SIGKILL for each of its threads, whether or not a SIGKILL was sent.
+    /// `group_exit_signal` is the signal that really ended the process.
+    GroupExit,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deliver {
     pub time: Time,
@@ -286,6 +300,18 @@ pub struct Deliver {
     pub signo: u32,
     pub code: Cow<'static, str>,
     pub si_code: i32,
+    /// `dequeued`, or `group_exit` for the kernel's group-exit path (then `signal` is the
+    /// SIGKILL the kernel reports and `group_exit_signal` the cause). Null in recordings made
+    /// before the field existed.
+    #[serde(default)]
+    pub cause: Option<DeliverCause>,
+    /// With `cause: group_exit`: the signal that ended the process (the process's
+    /// `group_exit_code`), null for an `exit_group()` or an exec, or when it cannot be read
+    /// (reduced mode).
+    #[serde(default)]
+    pub group_exit_signal: Option<Cow<'static, str>>,
+    #[serde(default)]
+    pub group_exit_signo: Option<u32>,
     /// Receiving process and thread.
     pub pid: Option<u32>,
     pub tid: u32,
@@ -295,10 +321,15 @@ pub struct Deliver {
     /// "default", "ignore" or the handler's address "0x…".
     pub handler: Cow<'static, str>,
     pub sa_flags: u64,
-    /// The sender's pid from the siginfo, for signals sent by a process (SI_USER, SI_TKILL,
-    /// SI_QUEUE) and for SIGCHLD (the child).
+    /// The sender's process id on the host, from the matching `generate` record (its
+    /// `sender.pid`), when it was seen.
     #[serde(default)]
     pub sender_pid: Option<u32>,
+    /// The pid the siginfo claims as sender (`si_pid`), for signals sent by a process (SI_USER,
+    /// SI_TKILL, SI_QUEUE) and for SIGCHLD (the child): as the receiver sees it, in the
+    /// receiver's PID namespace, and for SI_QUEUE whatever the sender wrote there.
+    #[serde(default)]
+    pub claimed_sender_pid: Option<u32>,
     /// Time since the matching `generate` record, when it was seen.
     #[serde(default)]
     pub latency_ns: Option<u64>,
@@ -363,12 +394,16 @@ pub struct SendFailed {
     pub time: Time,
     pub syscall: Cow<'static, str>,
     pub errno: Cow<'static, str>,
-    pub signal: Cow<'static, str>,
-    pub signo: u32,
+    /// The signal's name; "0" for the null signal (an existence probe); null for a number that
+    /// is no signal (below 0 or above 64: the caller's mistake, refused with EINVAL).
+    pub signal: Option<Cow<'static, str>>,
+    /// The `sig` argument as passed: any int.
+    pub signo: i32,
     pub sender: Sender,
     /// The pid argument (negative for a process group, -1 for "every process"); null for
-    /// pidfd_send_signal, whose target is `pidfd`.
+    /// pidfd_send_signal, whose target is `pidfd`, and for tkill, whose target is `target_tid`.
     pub target_pid: Option<i32>,
+    /// The thread argument of tkill, tgkill and rt_tgsigqueueinfo.
     #[serde(default)]
     pub target_tid: Option<i32>,
     #[serde(default)]
@@ -408,6 +443,16 @@ pub enum Record {
     SendFailed(SendFailed),
     Oom(Oom),
     Lost(Lost),
+}
+
+impl SendFailed {
+    /// The signal's name, or "invalid signal N" for a number that is no signal.
+    pub fn signal_text(&self) -> Cow<'static, str> {
+        match &self.signal {
+            Some(name) => name.clone(),
+            None => Cow::Owned(format!("invalid signal {}", self.signo)),
+        }
+    }
 }
 
 impl Record {

@@ -118,8 +118,12 @@ pub fn kernel_offsets(btf: &KernelBtf<'_>) -> Result<KernelOffsets, BtfError> {
         task_thread_pid: btf.offset(&task, "task_struct", "thread_pid")?,
         task_cgroups: btf.offset(&task, "task_struct", "cgroups")?,
         task_exit_code: btf.offset(&task, "task_struct", "exit_code")?,
+        task_start_time: btf.offset(&task, "task_struct", "start_time")?,
         signal_flags: member("signal_struct", "flags")?,
         signal_live: member("signal_struct", "live")?,
+        signal_group_exit_code: member("signal_struct", "group_exit_code")?,
+        // Since 5.16 (before: group_exit_task, with SIGNAL_GROUP_EXIT set as well).
+        signal_group_exec_task: member("signal_struct", "group_exec_task").unwrap_or(0),
         sighand_action: member("sighand_struct", "action")?,
         k_sigaction_size: size_of("k_sigaction")?,
         sigaction_handler: member("k_sigaction", "sa.sa_handler")?,

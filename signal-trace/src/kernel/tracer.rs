@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, FExit, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use signal_trace_common::{ClassicOffsets, KernelOffsets, KIND_COUNT};
 use tokio::io::unix::AsyncFd;
@@ -98,6 +98,69 @@ fn attach_btf_tracepoint(
     Ok(())
 }
 
+/// The refused-send fexit programs and the x86-64 functions they attach to, in `SYSCALL_*`
+/// order.
+const FEXIT_PROGRAMS: [(&str, &str); 6] = [
+    ("fexit_kill", "__x64_sys_kill"),
+    ("fexit_tkill", "__x64_sys_tkill"),
+    ("fexit_tgkill", "__x64_sys_tgkill"),
+    ("fexit_rt_sigqueueinfo", "__x64_sys_rt_sigqueueinfo"),
+    ("fexit_rt_tgsigqueueinfo", "__x64_sys_rt_tgsigqueueinfo"),
+    ("fexit_pidfd_send_signal", "__x64_sys_pidfd_send_signal"),
+];
+
+/// Loads and attaches the six fexit programs, or none: on the first refusal the ones already
+/// attached are unloaded, and the refusal is returned.
+fn attach_fexit(ebpf: &mut Ebpf, btf: &Result<aya::Btf, String>) -> anyhow::Result<usize> {
+    let btf = btf.as_ref().map_err(|e| anyhow!("{e}"))?;
+    let mut done: Vec<&str> = Vec::new();
+    let mut result = Ok(());
+    for (prog, function) in FEXIT_PROGRAMS {
+        let step = (|| -> anyhow::Result<()> {
+            let p: &mut FExit = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| anyhow!("no program {prog}"))?
+                .try_into()?;
+            p.load(function, btf)
+                .with_context(|| format!("the kernel refused fexit program {prog}"))?;
+            p.attach()
+                .with_context(|| format!("cannot attach {prog} to {function}"))?;
+            Ok(())
+        })();
+        match step {
+            Ok(()) => done.push(prog),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if let Err(e) = result {
+        for prog in done {
+            if let Some(p) = ebpf.program_mut(prog) {
+                let p: Result<&mut FExit, _> = p.try_into();
+                if let Ok(p) = p {
+                    let _ = p.unload();
+                }
+            }
+        }
+        return Err(e);
+    }
+    Ok(FEXIT_PROGRAMS.len())
+}
+
+/// How refused sends are watched, as chosen at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendWatch {
+    /// fexit programs on the six signal syscalls: only those syscalls pay.
+    Fexit,
+    /// The syscall-exit watcher (raw `sys_exit`, or the classic per-syscall tracepoints): every
+    /// syscall of every process takes the kernel's syscall-tracing slow path.
+    SyscallTracepoint,
+    /// Not watched.
+    Off,
+}
+
 /// Loaded and attached programs, with the maps userspace reads.
 pub struct Tracer {
     _ebpf: Ebpf,
@@ -107,6 +170,11 @@ pub struct Tracer {
     pub mode: Mode,
     pub attached: usize,
     pub warnings: Vec<String>,
+    /// The events actually traced (the start-up line says these, not the ones asked for).
+    pub traced: Vec<EventKind>,
+    pub send_watch: SendWatch,
+    /// Why refused sends are not watched, when they were wanted but are not.
+    pub send_failed_off: Option<String>,
 }
 
 impl Tracer {
@@ -155,7 +223,10 @@ impl Tracer {
         // Failed sends come from the raw sys_exit program when pt_regs could be resolved
         // (x86-64 with BTF), else from the classic syscall tracepoints, which need tracefs.
         let raw_sys_exit = mode == Mode::Full && offsets.regs_orig_ax != 0;
-        let needs_tracefs = (wants(EventKind::SendFailed) && !raw_sys_exit)
+        // The syscall-tracepoint watchers tax every syscall of the host: only when --events
+        // names send_failed (the fexit programs, tried first, cost only the six syscalls).
+        let watcher_allowed = cfg.send_failed_asked;
+        let needs_tracefs = (wants(EventKind::SendFailed) && !raw_sys_exit && watcher_allowed)
             || wants(EventKind::Oom)
             || mode == Mode::Classic;
         let mut tracefs_ok = true;
@@ -164,7 +235,16 @@ impl Tracer {
                 if mode == Mode::Classic {
                     return Err(e.context("without BTF the classic tracepoints are needed"));
                 }
-                warnings.push(format!("{e:#}; failed sends and OOM kills are not traced"));
+                warnings.push(format!(
+                    "{e:#}; {} not traced",
+                    if wants(EventKind::Oom) && wants(EventKind::SendFailed) && !raw_sys_exit {
+                        "refused sends and OOM kills are"
+                    } else if wants(EventKind::Oom) {
+                        "OOM kills are"
+                    } else {
+                        "refused sends are"
+                    }
+                ));
                 tracefs_ok = false;
             }
         }
@@ -236,12 +316,55 @@ impl Tracer {
         let mut typed = 0;
         // The typed programs attach by the BTF id of their tracepoint: aya needs the kernel's BTF.
         // It parses the bytes the offsets were read from, which are freed right after.
-        let kernel_btf =
-            match btf.filter(|_| wants(EventKind::Generate) || wants(EventKind::Deliver)) {
-                Some(bytes) => aya::Btf::parse(&bytes, aya::Endianness::default())
-                    .map_err(|e| format!("cannot parse BTF from {}: {e}", cfg.btf.display())),
-                None => Err("no BTF".to_string()),
+        let kernel_btf = match btf.filter(|_| {
+            wants(EventKind::Generate)
+                || wants(EventKind::Deliver)
+                || (wants(EventKind::SendFailed) && raw_sys_exit)
+        }) {
+            Some(bytes) => aya::Btf::parse(&bytes, aya::Endianness::default())
+                .map_err(|e| format!("cannot parse BTF from {}: {e}", cfg.btf.display())),
+            None => Err("no BTF".to_string()),
+        };
+        // Refused sends: fexit programs where the kernel allows them (x86-64 with BTF: they read
+        // the syscall's saved registers like sys_exit does), else the syscall-exit watcher when
+        // asked for, else off.
+        let mut fexit_attached = 0;
+        let mut send_watch = SendWatch::Off;
+        let mut send_failed_off = None;
+        if wants(EventKind::SendFailed) {
+            let fexit_err = if raw_sys_exit {
+                match attach_fexit(&mut ebpf, &kernel_btf) {
+                    Ok(n) => {
+                        fexit_attached = n;
+                        send_watch = SendWatch::Fexit;
+                        None
+                    }
+                    Err(e) => Some(format!(
+                        "this kernel refuses the fexit programs ({})",
+                        e.chain()
+                            .find_map(|c| c.downcast_ref::<io::Error>())
+                            .and_then(io::Error::raw_os_error)
+                            .map(|n| crate::event::names::errno_name(n).into_owned())
+                            .unwrap_or_else(|| e.root_cause().to_string())
+                    )),
+                }
+            } else {
+                Some(if mode == Mode::Full {
+                    "fexit programs are used on x86-64 only".to_string()
+                } else {
+                    "fexit programs need BTF".to_string()
+                })
             };
+            if send_watch == SendWatch::Off {
+                if watcher_allowed && (raw_sys_exit || tracefs_ok) {
+                    send_watch = SendWatch::SyscallTracepoint;
+                } else if watcher_allowed {
+                    send_failed_off = Some("tracefs is not available".to_string());
+                } else {
+                    send_failed_off = fexit_err;
+                }
+            }
+        }
         let mut raw = |ebpf: &mut Ebpf, prog: &str, tp: &str| -> anyhow::Result<()> {
             let p: &mut RawTracePoint = ebpf
                 .program_mut(prog)
@@ -275,12 +398,19 @@ impl Tracer {
         }
         if wants(EventKind::Exit) {
             if mode == Mode::Full {
-                raw(&mut ebpf, "sched_process_exit", "sched_process_exit")?;
+                // The tracepoint carries group_dead since 6.16; before, attaching a program
+                // that reads a second argument fails, and the program that picks one thread
+                // per process itself takes over (signal-trace-ebpf/src/exit.rs).
+                if let Err(e) = raw(&mut ebpf, "sched_process_exit", "sched_process_exit") {
+                    raw(&mut ebpf, "sched_process_exit_live", "sched_process_exit").with_context(
+                        || format!("after {e:#} (kernels before 6.16 have no group_dead)"),
+                    )?;
+                }
             } else {
                 warnings.push("process exits are not traced without BTF".into());
             }
         }
-        if wants(EventKind::SendFailed) && raw_sys_exit {
+        if send_watch == SendWatch::SyscallTracepoint && raw_sys_exit {
             raw(&mut ebpf, "sys_exit", "sys_exit")?;
         }
         if containers.as_ref().is_some_and(|c| c.filter.is_some()) {
@@ -325,7 +455,7 @@ impl Tracer {
                 )?;
             }
         }
-        if wants(EventKind::SendFailed) && !raw_sys_exit && tracefs_ok {
+        if send_watch == SendWatch::SyscallTracepoint && !raw_sys_exit {
             for sc in SIGNAL_SYSCALLS {
                 classic_tp(
                     &mut ebpf,
@@ -367,8 +497,21 @@ impl Tracer {
             lost,
             containers,
             mode,
-            attached: attached + typed,
+            attached: attached + typed + fexit_attached,
             warnings,
+            traced: cfg
+                .events
+                .iter()
+                .copied()
+                .filter(|&k| match k {
+                    EventKind::SendFailed => send_watch != SendWatch::Off,
+                    EventKind::Oom => oom_ok,
+                    EventKind::Exit => mode == Mode::Full,
+                    _ => true,
+                })
+                .collect(),
+            send_watch,
+            send_failed_off,
         })
     }
 }

@@ -129,7 +129,8 @@ impl Metrics {
             Record::Generate(g) => (g.signo, g.result as u8),
             Record::Deliver(d) => (d.signo, 0),
             Record::Exit(x) => (x.signo.unwrap_or(0), 0),
-            Record::SendFailed(s) => (s.signo, 0),
+            // A number that is no signal (kill(pid, -1)) gets one label, "invalid".
+            Record::SendFailed(s) => (u32::try_from(s.signo).unwrap_or(u32::MAX), 0),
             Record::Oom(_) => (9, 0),
             Record::Lost(_) => return,
         };
@@ -139,6 +140,8 @@ impl Metrics {
             event: EVENT_NAMES[event_index(r) as usize].into(),
             signal: if signo == 0 && matches!(r, Record::Exit(_)) {
                 String::new()
+            } else if signo > crate::event::names::NSIG {
+                "invalid".into()
             } else {
                 crate::event::names::signal_name(signo).into_owned()
             },

@@ -245,6 +245,14 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                         out.push(')');
                     }
                 }
+                // SIGCONT's work happens when it is generated (prepare_signal() resumes a
+                // stopped process); only the signal itself is then dropped, having no handler.
+                Outcome::Ignored
+                    if g.signo == crate::event::names::SIGCONT
+                        && g.reason == Some(IgnoreReason::DefaultIgnore) =>
+                {
+                    out.push_str("resumed the process if it was stopped; the signal itself discarded (no handler)");
+                }
                 Outcome::Ignored => {
                     let reason = g
                         .reason
@@ -254,6 +262,24 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 }
                 Outcome::AlreadyPending => paint(out, color, YELLOW, "already pending: merged"),
                 Outcome::Overflow => paint(out, color, RED, "OVERFLOW: real-time queue full"),
+            }
+        }
+        Record::Deliver(d) if d.cause == Some(DeliverCause::GroupExit) => {
+            let cause = match &d.group_exit_signal {
+                Some(sig) => format!("process ending ({})", Escaped::str(sig)),
+                None => "process ending (exit_group or exec)".into(),
+            };
+            let _ = write!(
+                out,
+                "{:<8} {:>24}   {:<28} {:<22} ",
+                "group exit",
+                "",
+                who(&d.comm, d.pid, d.tid) + &place_text(d.container.as_ref(), d.unit.as_deref()),
+                cause,
+            );
+            out.push_str("thread ends; no SIGKILL is delivered");
+            if let Some(ns) = d.latency_ns {
+                let _ = write!(out, " ({} after the signal)", latency(ns));
             }
         }
         Record::Deliver(d) => {
@@ -324,6 +350,7 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 (_, _, Some(fd)) => format!("pidfd {fd}"),
                 (Some(p), Some(t), _) => format!("pid {p}/{t}"),
                 (Some(p), None, _) => format!("pid {p}"),
+                (None, Some(t), _) => format!("tid {t}"),
                 _ => "?".into(),
             };
             let _ = write!(
@@ -332,7 +359,7 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "send",
                 sender,
                 target,
-                Escaped::str(&s.signal),
+                Escaped::str(&s.signal_text()),
                 Escaped::str(&s.syscall)
             );
             paint(
@@ -507,7 +534,7 @@ mod tests {
             time: Time(0),
             syscall: Cow::Borrowed("kill"),
             errno: Cow::Borrowed("EPERM"),
-            signal: Cow::Borrowed("SIGTERM"),
+            signal: Some(Cow::Borrowed("SIGTERM")),
             signo: 15,
             sender: Sender {
                 pid: 3,
@@ -574,6 +601,10 @@ mod tests {
             handler: evil(),
             sa_flags: 0,
             sender_pid: Some(1),
+            claimed_sender_pid: Some(1),
+            cause: None,
+            group_exit_signal: Some(evil()),
+            group_exit_signo: Some(15),
             latency_ns: None,
             container: Some(container.clone()),
             unit: Some(HOSTILE.into()),
@@ -603,7 +634,7 @@ mod tests {
             time: Time(0),
             syscall: evil(),
             errno: evil(),
-            signal: evil(),
+            signal: Some(evil()),
             signo: 15,
             sender: Sender {
                 comm: hostile_comm,
@@ -613,12 +644,19 @@ mod tests {
             target_tid: None,
             pidfd: None,
         });
+        let group_exit = match &d {
+            Record::Deliver(d) => Record::Deliver(Deliver {
+                cause: Some(DeliverCause::GroupExit),
+                ..d.clone()
+            }),
+            _ => unreachable!(),
+        };
         let mut sink = Sink::new(Vec::new(), Format::Text, true);
-        for r in [Record::Generate(g), d, x, f] {
+        for r in [Record::Generate(g), d, group_exit, x, f] {
             sink.write(&r).unwrap();
         }
         let out = String::from_utf8(sink.into_inner().unwrap()).unwrap();
-        assert_eq!(out.lines().count(), 4, "{out}");
+        assert_eq!(out.lines().count(), 5, "{out}");
         // Colour codes are the only ESC bytes: take them out, and nothing else acts.
         let plain = out
             .replace(RED, "")

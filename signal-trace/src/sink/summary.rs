@@ -135,7 +135,7 @@ impl Summarizer {
                 Some(s.sender.comm),
                 s.target_pid.and_then(|p| u32::try_from(p).ok()),
                 None,
-                Some(s.signal.to_string()),
+                Some(s.signal_text().into_owned()),
                 Some(s.errno.to_string()),
             ),
             Record::Oom(o) => (

@@ -35,6 +35,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("handler_delivery", handler_delivery),
     ("blocked_signal_merged", blocked_signal_merged),
     ("sigkill_exit_137", sigkill_exit_137),
+    ("one_exit_per_process", one_exit_per_process),
     ("failed_sends", failed_sends),
     ("sigqueue_si_queue", sigqueue_si_queue),
     ("lost_events_counted", lost_events_counted),
@@ -234,6 +235,120 @@ fn sigkill_exit_137(g: &Guest) -> anyhow::Result<()> {
     Ok(())
 }
 
+extern "C" fn spin(_: *mut libc::c_void) -> libc::c_int {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// Forks a process of two spinning threads (the second from a raw clone(CLONE_THREAD)); returns
+/// once both run. The child makes only raw syscalls.
+fn two_threads() -> anyhow::Result<Proc> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe, fork; the child makes only raw syscalls and never returns.
+    unsafe {
+        ensure!(libc::pipe(fds.as_mut_ptr()) == 0, "pipe");
+        let pid = libc::fork();
+        ensure!(pid >= 0, "fork");
+        if pid == 0 {
+            const STACK: usize = 64 * 1024;
+            let stack = libc::mmap(
+                std::ptr::null_mut(),
+                STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if stack == libc::MAP_FAILED {
+                libc::_exit(100);
+            }
+            let flags = libc::CLONE_VM
+                | libc::CLONE_FS
+                | libc::CLONE_FILES
+                | libc::CLONE_SIGHAND
+                | libc::CLONE_THREAD
+                | libc::CLONE_SYSVSEM;
+            if libc::clone(
+                spin,
+                (stack as *mut u8).add(STACK).cast(),
+                flags,
+                std::ptr::null_mut(),
+            ) <= 0
+            {
+                libc::_exit(101);
+            }
+            libc::write(fds[1], [1u8].as_ptr().cast(), 1);
+            loop {
+                std::hint::spin_loop();
+            }
+        }
+        libc::close(fds[1]);
+        let mut b = [0u8; 1];
+        let n = libc::read(fds[0], b.as_mut_ptr().cast(), 1);
+        libc::close(fds[0]);
+        ensure!(n == 1, "the two-thread child did not get ready");
+        Ok(Proc { pid })
+    }
+}
+
+/// One exit record per process, whichever exit program this kernel takes (the tracepoint's
+/// group_dead since 6.16, the live count and a per-process key before); the start-up lines are
+/// printed for the log (which refused-send watcher, if any, this kernel allows).
+fn one_exit_per_process(g: &Guest) -> anyhow::Result<()> {
+    let comm = std::fs::read_to_string("/proc/thread-self/comm")?;
+    let trace = Trace::start(g, &["--events", "generate,exit", "--comm", comm.trim()])?;
+    for line in trace.stderr().lines() {
+        println!("{TAG} info {line}");
+    }
+    const N: usize = 20;
+    for i in 0..N {
+        let p = two_threads()?;
+        std::thread::sleep(Duration::from_millis(1));
+        kill(
+            p.pid,
+            if i % 2 == 0 {
+                libc::SIGKILL
+            } else {
+                libc::SIGTERM
+            },
+        )?;
+        let status = p.wait();
+        ensure!(
+            libc::WIFSIGNALED(status),
+            "process {i}: wait status {status:#x}"
+        );
+    }
+    let start = Instant::now();
+    while trace.records().iter().filter(|v| is(v, "exit")).count() < N {
+        ensure!(
+            start.elapsed() < RECORD_TIMEOUT,
+            "fewer than {N} exits within {RECORD_TIMEOUT:?}: {:?}",
+            trace.records()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = trace.stop()?;
+    let exits: Vec<_> = stopped.records.iter().filter(|v| is(v, "exit")).collect();
+    let mut pids: Vec<_> = exits.iter().map(|v| v["pid"].clone().to_string()).collect();
+    pids.sort();
+    pids.dedup();
+    ensure!(
+        exits.len() == N && pids.len() == N,
+        "{} exit records for {} processes (want {N} and {N}): {exits:?}",
+        exits.len(),
+        pids.len()
+    );
+    for x in &exits {
+        ensure!(
+            x["killed_by"].is_object(),
+            "an exit without its killer: {x}"
+        );
+    }
+    Ok(())
+}
+
 fn failed_sends(g: &Guest) -> anyhow::Result<()> {
     let victim = spawn(Setup::default())?;
     let ghost = unused_pid()?;
@@ -246,6 +361,9 @@ fn failed_sends(g: &Guest) -> anyhow::Result<()> {
             "send_failed,generate",
         ],
     )?;
+    for line in trace.stderr().lines() {
+        println!("{TAG} info {line}");
+    }
     let errno = unprivileged_kill(victim.pid, libc::SIGTERM)?;
     ensure!(
         errno == libc::EPERM,
