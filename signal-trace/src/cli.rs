@@ -210,4 +210,11 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
+    /// containerd's socket, asked for the containers of a pod given by name.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = crate::workload::containerd::DEFAULT_SOCKET
+    )]
+    pub containerd_socket: std::path::PathBuf,
 }

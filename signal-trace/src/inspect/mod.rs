@@ -141,7 +141,7 @@ pub fn run(args: &InspectArgs, proc_root: &Path, out: &mut dyn Write) -> Result<
         // A pod name (not a uid): its containers come from containerd's labels.
         Target::Pod(name) if !looks_like_pod_uid(name.trim()) => {
             let client = crate::workload::containerd::Containerd::new(
-                crate::workload::containerd::DEFAULT_SOCKET,
+                &args.containerd_socket,
                 crate::workload::containerd::DEFAULT_TIMEOUT,
             )
             .map_err(|e| InspectError::Runtime {
