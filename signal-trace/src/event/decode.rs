@@ -78,8 +78,8 @@ fn nonzero<T: Default + PartialEq>(v: T) -> Option<T> {
 }
 
 /// Converts a wire event to its record. `full` data (BTF) fills every field; the classic
-/// tracepoints leave what they cannot know as null.
-pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
+/// tracepoints leave what they cannot know as null. `node` names the host in every record.
+pub fn decode(e: &Event, clock: &Clock, node: &Node) -> Result<Record, DecodeError> {
     let time = clock.wall(e.ts_ns);
     let full = e.flags & wire::FLAG_FULL != 0;
     Ok(match e.kind {
@@ -94,6 +94,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             });
             Record::Generate(Generate {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 signal: signal_name(e.signo),
                 signo: e.signo,
                 code: si_code_name(e.signo, e.code),
@@ -125,6 +127,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             let from_process = matches!(e.code, 0 | -1 | -6) || (e.signo == 17 && e.code > 0);
             Record::Deliver(Deliver {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 signal: signal_name(e.signo),
                 signo: e.signo,
                 code: si_code_name(e.signo, e.code),
@@ -149,6 +153,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             let sig = e.status & 0x7f;
             Record::Exit(Exit {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 pid: e.target.tgid,
                 comm: comm(&e.target.comm),
                 ns_pid: nonzero(e.target.ns_pid),
@@ -166,6 +172,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             let pidfd = e.flags & wire::FLAG_PIDFD != 0;
             Record::SendFailed(SendFailed {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 syscall: Cow::Borrowed(syscall_name(e.syscall)),
                 errno: errno_name(e.errno),
                 signal: signal_name(e.signo),
@@ -178,6 +186,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
         }
         wire::KIND_OOM => Record::Oom(Oom {
             time,
+            host: node.host.clone(),
+            boot_id: node.boot_id.clone(),
             pid: e.target.tgid,
             comm: (e.target.comm[0] != 0).then(|| comm(&e.target.comm)),
             trigger: sender(&e.sender),
@@ -212,6 +222,33 @@ mod tests {
         t
     }
 
+    fn node() -> Node {
+        Node::from_parts(Some("node-a"), "box", Some("boot-1"))
+    }
+
+    #[test]
+    fn every_record_names_its_node() {
+        let mut e = Event {
+            kind: KIND_GENERATE,
+            signo: 15,
+            ..Default::default()
+        };
+        for kind in [
+            KIND_GENERATE,
+            KIND_DELIVER,
+            KIND_EXIT,
+            KIND_SEND_FAILED,
+            KIND_OOM,
+        ] {
+            e.kind = kind;
+            let r = decode(&e, &CLOCK, &node()).unwrap();
+            assert_eq!(r.host().as_str(), "node-a", "kind {kind}");
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["host"], "node-a", "kind {kind}");
+            assert_eq!(v["boot_id"], "boot-1", "kind {kind}");
+        }
+    }
+
     const CLOCK: Clock = Clock {
         offset_ns: 1_700_000_000_000_000_000,
     };
@@ -240,7 +277,7 @@ mod tests {
             handler: 0,
             ..Default::default()
         };
-        let Record::Generate(g) = decode(&e, &CLOCK).unwrap() else {
+        let Record::Generate(g) = decode(&e, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(g.signal, "SIGTERM");
@@ -264,7 +301,7 @@ mod tests {
             target: task(0, 55, "x"),
             ..Default::default()
         };
-        let Record::Generate(g) = decode(&e, &CLOCK).unwrap() else {
+        let Record::Generate(g) = decode(&e, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(g.target.pid, None);
@@ -286,7 +323,7 @@ mod tests {
             sa_flags: 0x0400_0004,
             ..Default::default()
         };
-        let Record::Deliver(d) = decode(&d, &CLOCK).unwrap() else {
+        let Record::Deliver(d) = decode(&d, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -302,7 +339,7 @@ mod tests {
             target: task(7, 7, "app"),
             ..Default::default()
         };
-        let Record::Exit(x) = decode(&x, &CLOCK).unwrap() else {
+        let Record::Exit(x) = decode(&x, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -314,7 +351,7 @@ mod tests {
             status: 0x80 | 11,
             ..Default::default()
         };
-        let Record::Exit(core) = decode(&core, &CLOCK).unwrap() else {
+        let Record::Exit(core) = decode(&core, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!((core.exit_code, core.core_dumped), (139, true));
@@ -323,7 +360,7 @@ mod tests {
             status: 3 << 8,
             ..Default::default()
         };
-        let Record::Exit(clean) = decode(&clean, &CLOCK).unwrap() else {
+        let Record::Exit(clean) = decode(&clean, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!((clean.exit_code, clean.signal), (3, None));
@@ -340,7 +377,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let Record::SendFailed(f) = decode(&f, &CLOCK).unwrap() else {
+        let Record::SendFailed(f) = decode(&f, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -356,7 +393,7 @@ mod tests {
             errno: 3,
             ..Default::default()
         };
-        let Record::SendFailed(p) = decode(&p, &CLOCK).unwrap() else {
+        let Record::SendFailed(p) = decode(&p, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!((p.target_pid, p.pidfd), (None, Some(5)));
@@ -369,13 +406,13 @@ mod tests {
             kind: 99,
             ..Default::default()
         };
-        assert_eq!(decode(&bad, &CLOCK), Err(DecodeError::Kind(99)));
+        assert_eq!(decode(&bad, &CLOCK, &node()), Err(DecodeError::Kind(99)));
         let bad = Event {
             kind: KIND_GENERATE,
             result: 9,
             ..Default::default()
         };
-        assert_eq!(decode(&bad, &CLOCK), Err(DecodeError::Result(9)));
+        assert_eq!(decode(&bad, &CLOCK, &node()), Err(DecodeError::Result(9)));
     }
 
     #[test]

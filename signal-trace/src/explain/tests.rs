@@ -525,6 +525,8 @@ fn state_stays_bounded() {
         if i % 4 == 0 {
             let x = Exit {
                 time: g.time,
+                host: Default::default(),
+                boot_id: None,
                 pid: 100_000 + i,
                 comm: g.target.comm,
                 ns_pid: None,
@@ -546,4 +548,63 @@ fn state_stays_bounded() {
     assert!(e.dues.len() <= 3 * MAX_DEAD);
     e.finish();
     assert!(e.dead.is_empty() && e.dues.is_empty());
+}
+
+fn on_host(records: &[Record], host: &str, shift_ns: u64) -> Vec<Record> {
+    let node = Node {
+        host: Label::new(host),
+        boot_id: Some(Label::new("boot")),
+    };
+    records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.set_node(&node);
+            match &mut r {
+                Record::Generate(g) => g.time.0 += shift_ns,
+                Record::Deliver(d) => d.time.0 += shift_ns,
+                Record::Exit(x) => x.time.0 += shift_ns,
+                Record::Oom(o) => o.time.0 += shift_ns,
+                Record::Lost(l) => l.time.0 += shift_ns,
+                Record::SendFailed(s) => s.time.0 += shift_ns,
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn two_nodes_with_the_same_pids_keep_their_own_findings() {
+    for fixture in ALL {
+        let records = load(fixture);
+        let single = explain_all(&on_host(&records, "node-a", 0));
+        // node-b replays the same story (same pids) 1 ms later, interleaved with node-a's.
+        let mut both = on_host(&records, "node-a", 0);
+        both.extend(on_host(&records, "node-b", 1_000_000));
+        both.sort_by_key(|r| r.time());
+        let merged = explain_all(&both);
+        for host in ["node-a", "node-b"] {
+            let mine: Vec<_> = merged
+                .iter()
+                .filter(|f| f.host.as_str() == host)
+                .map(|f| (f.kind, f.process.pid, f.summary.clone(), f.children.clone()))
+                .collect();
+            let want: Vec<_> = single
+                .iter()
+                .map(|f| (f.kind, f.process.pid, f.summary.clone(), f.children.clone()))
+                .collect();
+            assert_eq!(mine, want, "{host}");
+        }
+        assert_eq!(merged.len(), 2 * single.len());
+        let mut e = Engine::new();
+        for r in &both {
+            e.push(r);
+        }
+        e.finish();
+        let ts = e.timelines();
+        assert_eq!(
+            ts.iter().filter(|t| t.host.as_str() == "node-a").count(),
+            ts.iter().filter(|t| t.host.as_str() == "node-b").count(),
+        );
+    }
 }

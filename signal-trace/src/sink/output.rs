@@ -338,6 +338,8 @@ mod tests {
     fn ignored() -> Record {
         Record::Generate(Generate {
             time: Time(1_700_000_000_123_456_789),
+            host: Default::default(),
+            boot_id: None,
             signal: Cow::Borrowed("SIGTERM"),
             signo: 15,
             code: Cow::Borrowed("SI_USER"),
@@ -409,6 +411,8 @@ mod tests {
     fn text_for_exits_and_failures() {
         let x = Record::Exit(Exit {
             time: Time(5_000_000_000),
+            host: Default::default(),
+            boot_id: None,
             pid: 7,
             comm: Comm::new("app"),
             ns_pid: None,
@@ -437,6 +441,8 @@ mod tests {
         );
         let f = Record::SendFailed(SendFailed {
             time: Time(0),
+            host: Default::default(),
+            boot_id: None,
             syscall: Cow::Borrowed("kill"),
             errno: Cow::Borrowed("EPERM"),
             signal: Cow::Borrowed("SIGTERM"),
