@@ -190,3 +190,36 @@ pub fn replay(
     write(sink.flush())?;
     Ok(stats)
 }
+
+/// Writes the man pages (`DIR/man/signal-trace.1` and one per subcommand) and the shell
+/// completions (`DIR/completions`: `signal-trace.bash`, `_signal-trace`, `signal-trace.fish`),
+/// all generated from the clap definitions, so they never drift from the CLI.
+pub fn write_assets(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let cmd = crate::cli::Cli::command();
+    let page = |c: clap::Command, name: &str| -> anyhow::Result<()> {
+        let path = man.join(format!("{name}.1"));
+        let mut f = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        clap_mangen::Man::new(c)
+            .render(&mut f)
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    page(cmd.clone(), "signal-trace")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        // clap names are 'static; this runs once, for a package build.
+        let name: &'static str = Box::leak(format!("signal-trace-{}", sub.get_name()).into());
+        page(sub.clone().name(name), name)?;
+    }
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "signal-trace", &completions)
+            .with_context(|| format!("cannot write the {shell} completions"))?;
+    }
+    Ok(())
+}

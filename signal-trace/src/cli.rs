@@ -10,7 +10,7 @@ use crate::replay::When;
 #[derive(Debug, Parser)]
 #[command(
     name = "signal-trace",
-    version,
+    version = env!("SIGNAL_TRACE_VERSION"),
     about = "Trace every signal on the host: who sent it, who got it, and what the kernel did with it",
     long_about = None,
     args_conflicts_with_subcommands = true,
@@ -33,6 +33,10 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Show the signal dispositions of live processes (no BPF needed).
     Inspect(InspectArgs),
+    /// Write the man pages (DIR/man) and the bash, zsh and fish completions (DIR/completions)
+    /// generated from these arguments, for packages.
+    #[command(hide = true)]
+    Assets { dir: PathBuf },
 }
 
 #[derive(Debug, Clone, Args)]
