@@ -441,3 +441,52 @@ fn replaying_dev_zero_stays_small() {
     // One capped line and the read buffers: a few MiB, whatever was read.
     assert!(peak < 32 * 1024, "peak RSS {peak} KiB reading /dev/zero");
 }
+
+/// The README's jq line (after the `<!-- jq-per-node -->` marker), run as written.
+#[test]
+fn the_readme_jq_example_counts_signals_per_node() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let after = readme
+        .split("<!-- jq-per-node -->")
+        .nth(1)
+        .expect("the jq example's marker");
+    let cmd = after
+        .lines()
+        .skip_while(|l| !l.starts_with("```"))
+        .nth(1)
+        .expect("the jq line")
+        .to_string();
+    assert!(cmd.starts_with("jq "), "{cmd}");
+    let d = dir("jq");
+    let a = on_host(&fixture("grace_exceeded"), "node-a", 0);
+    let mut b = on_host(&fixture("signal_death"), "node-b", 0);
+    b.extend(on_host(&fixture("coalesced"), "node-b", 0));
+    std::fs::write(d.join("node-a.ndjson"), ndjson(&a)).unwrap();
+    std::fs::write(d.join("node-b.ndjson"), ndjson(&b)).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .current_dir(&d)
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "jq (Debian's jq package) must be installed: {}",
+        stderr(&out)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).expect("jq printed JSON");
+    let mut want = serde_json::Map::new();
+    for r in a.iter().chain(&b) {
+        if let Record::Generate(g) = r {
+            let per = want
+                .entry(g.host.to_string())
+                .or_insert_with(|| Value::Object(Default::default()));
+            let n = per[g.signal.as_ref()].as_u64().unwrap_or(0);
+            per[g.signal.as_ref()] = Value::from(n + 1);
+        }
+    }
+    assert_eq!(got, Value::Object(want));
+    assert!(got["node-a"]["SIGKILL"].as_u64() > Some(0), "{got}");
+    let _ = std::fs::remove_dir_all(&d);
+}
