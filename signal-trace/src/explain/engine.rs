@@ -10,6 +10,8 @@ pub struct Engine {
     pub(crate) nodes: HashMap<Node, u32>,
     /// Number -> node.
     pub(crate) node_list: Vec<Node>,
+    /// The node of the last record, and its number.
+    pub(crate) last_node: Option<(u32, Node)>,
     pub(crate) procs: HashMap<ProcKey, Proc>,
     /// Exited processes awaiting their conclusions, by sequence number.
     pub(crate) dead: BTreeMap<u64, Proc>,
@@ -100,6 +102,18 @@ impl Engine {
     /// The engine's number for a node. Past [`MAX_NODES`] distinct nodes (only a stream of
     /// made-up host names gets there) the rest share one number rather than grow the table.
     pub(crate) fn node_id(&mut self, host: &Label, boot_id: &Option<Label>) -> u32 {
+        // Records come in runs from one node: compare with the last one before hashing.
+        if let Some(&(nid, ref last)) = self.last_node.as_ref() {
+            if last.host == *host && last.boot_id == *boot_id {
+                return nid;
+            }
+        }
+        let nid = self.intern_node(host, boot_id);
+        self.last_node = Some((nid, self.node_of(nid)));
+        nid
+    }
+
+    fn intern_node(&mut self, host: &Label, boot_id: &Option<Label>) -> u32 {
         let node = Node {
             host: host.clone(),
             boot_id: boot_id.clone(),
