@@ -84,8 +84,17 @@ fn write_node(path: &Path, host: &str, n: u64, offset_ns: u64) -> anyhow::Result
     Ok(())
 }
 
-/// Runs `bin args`, its stdout counted and dropped; returns (seconds, peak RSS KiB, lines).
-fn measure(bin: &Path, args: &[String]) -> anyhow::Result<(f64, u64, u64)> {
+/// What one run took.
+struct Run {
+    wall: f64,
+    /// User and system CPU seconds (on a shared machine, wall time includes waiting for a core).
+    cpu: f64,
+    peak_kib: u64,
+    lines: u64,
+}
+
+/// Runs `bin args`, its stdout counted and dropped.
+fn measure(bin: &Path, args: &[String]) -> anyhow::Result<Run> {
     let start = Instant::now();
     let mut child = Command::new(bin)
         .args(args)
@@ -116,7 +125,13 @@ fn measure(bin: &Path, args: &[String]) -> anyhow::Result<(f64, u64, u64)> {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("{} {:?} failed: status {status:#x}", bin.display(), args);
     }
-    Ok((secs, usage.ru_maxrss as u64, lines))
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Run {
+        wall: secs,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_kib: usage.ru_maxrss as u64,
+        lines,
+    })
 }
 
 pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
@@ -158,15 +173,18 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
         replay.push("--from".into());
         replay.push(path.display().to_string());
     }
-    let (secs, rss_kib, findings) = measure(&bin, &replay)?;
+    let r = measure(&bin, &replay)?;
     println!(
-        "replay of {} records from 2 nodes: {:.1} s, {:.0} records/s, {:.0} MB/s, peak RSS {:.1} MiB, {} findings",
+        "replay of {} records from 2 nodes: {:.1} s wall, {:.0} records/s ({:.0} MB/s); \
+         {:.1} s CPU, {:.0} records per CPU second; peak RSS {:.1} MiB; {} findings",
         args.records,
-        secs,
-        args.records as f64 / secs,
-        bytes as f64 / secs / 1e6,
-        rss_kib as f64 / 1024.0,
-        findings
+        r.wall,
+        args.records as f64 / r.wall,
+        bytes as f64 / r.wall / 1e6,
+        r.cpu,
+        args.records as f64 / r.cpu,
+        r.peak_kib as f64 / 1024.0,
+        r.lines
     );
     Ok(())
 }

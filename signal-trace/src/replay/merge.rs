@@ -64,7 +64,7 @@ impl Ordered {
         &mut self,
         sel: &Selection,
         bad: &mut dyn FnMut(&Input, u64, &str),
-    ) -> Result<Option<Record>, ReplayError> {
+    ) -> Result<Option<Box<Record>>, ReplayError> {
         loop {
             if let Some(Reverse(h)) = self.held.peek() {
                 let ripe = self.done
@@ -72,7 +72,7 @@ impl Ordered {
                     || h.time.0.saturating_add(REORDER_NS) <= self.newest.0;
                 if ripe {
                     let Reverse(h) = self.held.pop().expect("peeked");
-                    return Ok(Some(*h.rec));
+                    return Ok(Some(h.rec));
                 }
             } else if self.done {
                 return Ok(None);
@@ -94,7 +94,7 @@ impl Ordered {
                         self.held.push(Reverse(Held {
                             time,
                             seq: self.seq,
-                            rec: Box::new(r),
+                            rec: r,
                         }));
                     }
                 }
@@ -107,7 +107,7 @@ impl Ordered {
 pub struct Merge {
     sources: Vec<Ordered>,
     heads: BinaryHeap<Reverse<(Time, usize)>>,
-    next: Vec<Option<Record>>,
+    next: Vec<Option<Box<Record>>>,
     started: bool,
     sel: Selection,
 }
@@ -149,7 +149,7 @@ impl Merge {
     pub fn next_record(
         &mut self,
         bad: &mut dyn FnMut(&Input, u64, &str),
-    ) -> Result<Option<Record>, ReplayError> {
+    ) -> Result<Option<Box<Record>>, ReplayError> {
         if !self.started {
             self.started = true;
             for i in 0..self.sources.len() {

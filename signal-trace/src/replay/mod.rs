@@ -141,9 +141,31 @@ pub enum Parsed {
     Bad(String),
 }
 
+/// A record whose `event` comes first — as signal-trace writes them — is read straight into
+/// its type; serde's tagged-enum path would buffer the whole object first (twice the work).
+fn parse_direct(line: &str) -> Option<Record> {
+    let rest = line.strip_prefix(r#"{"event":""#)?;
+    let (tag, _) = rest.split_once('"')?;
+    fn read<T: serde::de::DeserializeOwned>(line: &str) -> Option<T> {
+        serde_json::from_str(line).ok()
+    }
+    Some(match tag {
+        "generate" => Record::Generate(read(line)?),
+        "deliver" => Record::Deliver(read(line)?),
+        "exit" => Record::Exit(read(line)?),
+        "send_failed" => Record::SendFailed(read(line)?),
+        "oom" => Record::Oom(read(line)?),
+        "lost" => Record::Lost(read(line)?),
+        _ => return None,
+    })
+}
+
 pub fn parse(line: &str) -> Parsed {
     if line.trim().is_empty() {
         return Parsed::Skip;
+    }
+    if let Some(r) = parse_direct(line) {
+        return Parsed::Record(Box::new(r));
     }
     match serde_json::from_str::<Record>(line) {
         Ok(r) => Parsed::Record(Box::new(r)),
@@ -291,7 +313,7 @@ impl Source {
     pub fn next_record(
         &mut self,
         bad: &mut dyn FnMut(&Input, u64, &str),
-    ) -> Result<Option<Record>, ReplayError> {
+    ) -> Result<Option<Box<Record>>, ReplayError> {
         loop {
             // The number of the line about to be read.
             let n = self.lines.line + 1;
@@ -303,7 +325,7 @@ impl Source {
             match line {
                 Err(why) => bad(&self.input, n, &why.to_string()),
                 Ok(text) => match parse(text) {
-                    Parsed::Record(r) => return Ok(Some(*r)),
+                    Parsed::Record(r) => return Ok(Some(r)),
                     Parsed::Skip => {}
                     Parsed::Bad(why) => bad(&self.input, n, &why),
                 },

@@ -31,3 +31,24 @@ fn output_records_are_skipped_and_bad_lines_do_not_quote_themselves() {
     };
     assert!(!why.contains('\u{1b}'), "{why:?}");
 }
+
+#[test]
+fn the_direct_read_and_the_tagged_read_agree_on_every_fixture_record() {
+    let fixtures = [
+        include_str!("../../tests/fixtures/explain/grace_exceeded.ndjson"),
+        include_str!("../../tests/fixtures/explain/oom_killed.ndjson"),
+        include_str!("../../tests/fixtures/explain/coalesced.ndjson"),
+        include_str!("../../tests/fixtures/explain/signal_death.ndjson"),
+    ];
+    let mut n = 0;
+    for line in fixtures.iter().flat_map(|f| f.lines()) {
+        let tagged: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(parse_direct(line).as_ref(), Some(&tagged), "{line}");
+        n += 1;
+    }
+    assert!(n > 30);
+    // Another field order still reads, through the tagged path.
+    let moved = r#"{"time":"2026-11-26T13:36:54Z","event":"lost","count":1,"events":{"generate":1,"deliver":0,"exit":0,"send_failed":0}}"#;
+    assert!(parse_direct(moved).is_none());
+    assert!(matches!(parse(moved), Parsed::Record(_)));
+}
