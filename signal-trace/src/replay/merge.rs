@@ -1,8 +1,8 @@
 //! Many recordings as one stream in time order: each source put back in order within a bounded
 //! window, then a k-way merge on the sources' heads.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use super::{Input, ReplayError, Source, REORDER_MAX, REORDER_NS};
 use crate::event::record::{Record, Time};
@@ -25,37 +25,15 @@ impl Selection {
     }
 }
 
-struct Held {
-    time: Time,
-    seq: u64,
-    rec: Box<Record>,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, o: &Held) -> bool {
-        (self.time, self.seq) == (o.time, o.seq)
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, o: &Held) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Held {
-    fn cmp(&self, o: &Held) -> Ordering {
-        (self.time, self.seq).cmp(&(o.time, o.seq))
-    }
-}
-
 /// One source in time order: a record is passed on once a record [`REORDER_NS`] newer has been
 /// read from the same source, or when [`REORDER_MAX`] records are held. A record later than
 /// that is passed on as it comes (slightly out of order).
 struct Ordered {
     src: Source,
-    held: BinaryHeap<Reverse<Held>>,
+    /// Held records, sorted by time (equal times in arrival order). A recording is nearly in
+    /// order, so a record is mostly appended, or inserted a few places from the end.
+    held: VecDeque<(Time, Box<Record>)>,
     newest: Time,
-    seq: u64,
     done: bool,
 }
 
@@ -66,13 +44,13 @@ impl Ordered {
         bad: &mut dyn FnMut(&Input, u64, &str),
     ) -> Result<Option<Box<Record>>, ReplayError> {
         loop {
-            if let Some(Reverse(h)) = self.held.peek() {
+            if let Some((t, _)) = self.held.front() {
                 let ripe = self.done
                     || self.held.len() >= REORDER_MAX
-                    || h.time.0.saturating_add(REORDER_NS) <= self.newest.0;
+                    || t.0.saturating_add(REORDER_NS) <= self.newest.0;
                 if ripe {
-                    let Reverse(h) = self.held.pop().expect("peeked");
-                    return Ok(Some(h.rec));
+                    let (_, r) = self.held.pop_front().expect("a front");
+                    return Ok(Some(r));
                 }
             } else if self.done {
                 return Ok(None);
@@ -90,12 +68,11 @@ impl Ordered {
                         self.done = true;
                     }
                     if sel.keeps(&r) {
-                        self.seq += 1;
-                        self.held.push(Reverse(Held {
-                            time,
-                            seq: self.seq,
-                            rec: r,
-                        }));
+                        let mut at = self.held.len();
+                        while at > 0 && self.held[at - 1].0 > time {
+                            at -= 1;
+                        }
+                        self.held.insert(at, (time, r));
                     }
                 }
             }
@@ -120,9 +97,8 @@ impl Merge {
                 .into_iter()
                 .map(|src| Ordered {
                     src,
-                    held: BinaryHeap::new(),
+                    held: VecDeque::new(),
                     newest: Time(0),
-                    seq: 0,
                     done: false,
                 })
                 .collect(),
