@@ -37,9 +37,10 @@ apt_install protobuf-compiler
 
 # 4. What the live tests drive: util-linux (unshare, setpriv), procps, and a running containerd
 #    with the busybox test image (scripts/containerd-up.sh); jq (the README's log-pipeline
-#    example), systemd (systemd-analyze verify of the unit) and dpkg-deb (cargo xtask dist).
+#    example), systemd (systemd-analyze verify of the unit), dpkg-deb, debootstrap and
+#    systemd-nspawn (cargo xtask dist --install-check).
 if [ $want_test -eq 1 ]; then
-  apt_install util-linux procps file binutils jq systemd dpkg
+  apt_install util-linux procps file binutils jq systemd systemd-container debootstrap dpkg
   bash "$(dirname "${BASH_SOURCE[0]}")/containerd-up.sh"
   # kubernetes-validate (and PyYAML) check the Kubernetes manifests under deploy/.
   if ! python3 -c 'import kubernetes_validate, yaml' 2>/dev/null; then

@@ -9,7 +9,8 @@
 //!   nothing to install beyond dpkg.
 //!
 //! `--install-check` (root) then installs the .deb with `dpkg -i`, verifies the installed unit,
-//! traces one signal with the installed /usr/bin/signal-trace, and removes it with `dpkg -r`.
+//! traces one signal with the installed /usr/bin/signal-trace, and removes it with `dpkg -r`;
+//! and runs the unit under real systemd in a booted Debian container (systemd-nspawn).
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
@@ -223,6 +224,7 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
     );
     if args.install_check {
         install_check(&deb)?;
+        systemd_check(root, &deb)?;
     }
     Ok(())
 }
@@ -363,5 +365,128 @@ fn check_installed() -> anyhow::Result<()> {
     if !ok {
         bail!("the installed tracer reported something else: {rec}");
     }
+    Ok(())
+}
+
+/// The unit under real systemd: a Debian bookworm root (debootstrap, kept in
+/// target/dist/systemd-root for the next run) booted with systemd-nspawn, the .deb installed
+/// in it, `systemctl start signal-trace`, one signal sent, its record read from
+/// /var/log/signal-trace, `systemctl stop` (the totals line in the journal), power-off.
+pub fn systemd_check(root: &Path, deb: &Path) -> anyhow::Result<()> {
+    let rootfs = root.join("target/dist/systemd-root");
+    if !rootfs.join("usr/lib/systemd/systemd").exists() {
+        let _ = std::fs::remove_dir_all(&rootfs);
+        sh(Command::new("debootstrap")
+            .args([
+                "--variant=minbase",
+                "--include=systemd,systemd-sysv,dbus",
+                "bookworm",
+            ])
+            .arg(&rootfs))?;
+    }
+    copy(deb, &rootfs.join("root/signal-trace.deb"), 0o644)?;
+    let mut nspawn = Command::new("systemd-nspawn")
+        .arg("-D")
+        .arg(&rootfs)
+        .args([
+            "-b",
+            "--register=no",
+            "--keep-unit",
+            "--quiet",
+            "--console=passive",
+        ])
+        // What the unit's bounding set asks for, and the two syscalls nspawn filters out.
+        .arg("--capability=CAP_BPF,CAP_PERFMON,CAP_SYS_ADMIN,CAP_SYS_RESOURCE")
+        .arg("--system-call-filter=bpf perf_event_open")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run systemd-nspawn")?;
+    let result = in_booted(nspawn.id());
+    if let Some(init) = init_of(nspawn.id()) {
+        let _ = Command::new("nsenter")
+            .args(["-t", &init.to_string(), "-a", "systemctl", "poweroff"])
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while nspawn.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = nspawn.kill();
+            let _ = nspawn.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    result
+}
+
+/// The container's init: the nspawn process's child.
+fn init_of(nspawn: u32) -> Option<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+fn in_booted(nspawn: u32) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let init = loop {
+        if let Some(i) = init_of(nspawn) {
+            let state = Command::new("nsenter")
+                .args(["-t", &i.to_string(), "-a", "systemctl", "is-system-running"])
+                .output()?;
+            let s = String::from_utf8_lossy(&state.stdout);
+            if s.trim() == "running" || s.trim() == "degraded" {
+                break i.to_string();
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the systemd container did not boot within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let run = |script: &str| -> anyhow::Result<String> {
+        let out = Command::new("nsenter")
+            .args(["-t", &init, "-a", "sh", "-c", script])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "in the systemd container, {script:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // A root kept from an earlier run starts without its package and its records.
+    run("dpkg -r signal-trace >/dev/null 2>&1; rm -rf /var/log/signal-trace; journalctl --rotate --vacuum-time=1s >/dev/null 2>&1; true")?;
+    run("dpkg -i /root/signal-trace.deb >/dev/null")?;
+    run("systemctl start signal-trace")?;
+    let ready = Instant::now();
+    while !run("journalctl -u signal-trace --no-pager")?.contains("Ctrl-C to stop") {
+        if ready.elapsed() > Duration::from_secs(30) {
+            let status = run("systemctl status signal-trace --no-pager || true")?;
+            bail!("the service did not start tracing within 30 s:\n{status}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = run("sleep 60 & p=$!; sleep 0.3; kill -USR1 $p; echo $p")?;
+    let pid = pid.trim();
+    std::thread::sleep(Duration::from_millis(500));
+    // The pid the container's shell knows is the target's ns_pid (records carry host pids).
+    let seen = run(&format!(
+        "grep -m1 '\"signal\":\"SIGUSR1\".*\"target\":{{[^}}]*\"ns_pid\":{pid},' \
+         /var/log/signal-trace/signal-trace.ndjson || true"
+    ))?;
+    run("systemctl stop signal-trace")?;
+    if seen.trim().is_empty() {
+        bail!("the service's output has no record of SIGUSR1 to the container's pid {pid}");
+    }
+    let journal = run("journalctl -u signal-trace --no-pager")?;
+    if !journal.contains(" lost") {
+        bail!("no totals line at stop:\n{journal}");
+    }
+    run("dpkg -r signal-trace >/dev/null")?;
+    println!("dist: the unit ran under systemd in a booted container and traced a signal");
     Ok(())
 }
