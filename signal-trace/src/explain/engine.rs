@@ -100,7 +100,8 @@ impl Engine {
     }
 
     /// The engine's number for a node. Past [`MAX_NODES`] distinct nodes (only a stream of
-    /// made-up host names gets there) the rest share one number rather than grow the table.
+    /// made-up host names gets there), and for names too long to be a host's, they share one
+    /// number rather than grow the table.
     pub(crate) fn node_id(&mut self, host: &Label, boot_id: &Option<Label>) -> u32 {
         // Records come in runs from one node: compare with the last one before hashing.
         if let Some(&(nid, ref last)) = self.last_node.as_ref() {
@@ -122,8 +123,12 @@ impl Engine {
             return n;
         }
         let n = self.node_list.len() as u32;
-        if self.node_list.len() >= MAX_NODES {
-            return n;
+        // Host names are at most 253 bytes (DNS, Kubernetes node names) and boot ids 36: a
+        // longer one is not a node's, and is not kept.
+        let plausible =
+            host.as_str().len() <= 253 && boot_id.as_ref().is_none_or(|b| b.as_str().len() <= 64);
+        if self.node_list.len() >= MAX_NODES || !plausible {
+            return MAX_NODES as u32;
         }
         self.nodes.insert(node.clone(), n);
         self.node_list.push(node);

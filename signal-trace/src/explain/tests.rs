@@ -608,3 +608,19 @@ fn two_nodes_with_the_same_pids_keep_their_own_findings() {
         );
     }
 }
+
+#[test]
+fn made_up_host_names_do_not_grow_the_node_table_without_bound() {
+    let mut e = Engine::new();
+    let long = "h".repeat(1000);
+    let a = e.node_id(&Label::new(&long), &None);
+    let b = e.node_id(&Label::new(&format!("{long}x")), &None);
+    assert_eq!(a, b, "implausible names share one number");
+    assert!(e.node_list.is_empty());
+    for i in 0..MAX_NODES + 10 {
+        e.node_id(&Label::new(&format!("n{i}")), &None);
+    }
+    assert_eq!(e.node_list.len(), MAX_NODES);
+    assert_eq!(e.nodes.len(), MAX_NODES);
+    assert_eq!(e.node_id(&Label::new("n0"), &None), 0);
+}
