@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// " on HOST" when the records named their node (control characters escaped: a recording is
+/// input).
+fn on_host(s: &mut String, host: &Label) {
+    if !host.is_empty() {
+        let _ = write!(s, " on {}", host.as_str().escape_debug());
+    }
+}
+
 /// Readable multi-line text of a finding.
 pub fn render_text(f: &Finding) -> String {
     let mut s = String::new();
@@ -22,6 +30,7 @@ pub fn render_text(f: &Finding) -> String {
     if let Some(c) = &f.container {
         let _ = write!(s, " in {}", container_text(c));
     }
+    on_host(&mut s, &f.host);
     s.push('\n');
     let _ = writeln!(s, "  {}", f.summary);
     if let (Some(g), Some(t)) = (f.grace_ns, f.shutdown_ns) {
@@ -59,6 +68,7 @@ pub fn render_timeline(t: &Timeline) -> String {
     if let Some(c) = &t.container {
         let _ = write!(s, " in {}", container_text(c));
     }
+    on_host(&mut s, &t.host);
     s.push('\n');
     for step in &t.steps {
         let _ = writeln!(

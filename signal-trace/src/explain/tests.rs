@@ -624,3 +624,16 @@ fn made_up_host_names_do_not_grow_the_node_table_without_bound() {
     assert_eq!(e.nodes.len(), MAX_NODES);
     assert_eq!(e.node_id(&Label::new("n0"), &None), 0);
 }
+
+#[test]
+fn text_names_the_node_when_records_do() {
+    let fs = explain_all(&on_host(&load(GRACE), "node-a", 0));
+    let f = one(&fs, FindingKind::GraceExceeded);
+    let first = render_text(f).lines().next().unwrap().to_string();
+    assert!(first.ends_with(" on node-a"), "{first}");
+    let mut f = f.clone();
+    f.host = Label::new("n\u{1b}[2J");
+    assert!(!render_text(&f).contains('\u{1b}'));
+    f.host = Label::default();
+    assert!(!render_text(&f).contains(" on "));
+}
