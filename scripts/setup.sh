@@ -40,10 +40,13 @@ apt_install protobuf-compiler
 #    the tests' containerd with the busybox and pause images (scripts/containerd-up.sh), their
 #    dockerd (docker-up.sh) and podman (podman-up.sh); the systemd machine is booted by the
 #    tests that need it (tests/common/systemd.rs) and one left over from a killed run is
-#    powered off here, its root file system built when missing (systemd-up.sh).
+#    powered off here, its root file system built when missing (systemd-up.sh); jq (the
+#    README's log-pipeline example), systemd (systemd-analyze verify of the unit) and dpkg
+#    (cargo xtask dist --install-check).
 if [ $want_test -eq 1 ]; then
   apt_install util-linux procps file binutils curl tini dumb-init stress-ng bpftrace \
-    containerd runc busybox-static docker.io podman catatonit systemd-container debootstrap
+    containerd runc busybox-static docker.io podman catatonit systemd-container debootstrap \
+    jq systemd dpkg
   here=$(dirname "${BASH_SOURCE[0]}")
   bash "$here/containerd-up.sh" --fresh
   bash "$here/docker-up.sh" --fresh

@@ -1,18 +1,17 @@
 //! The commands, at the edge: configuration in, exit status out.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 
 use anyhow::{bail, Context as _};
 
 use crate::cli::ExplainArgs;
 use crate::config::{Config, Env};
 use crate::escape::escape;
-use crate::event::record::Record;
 use crate::explain::Engine;
 use crate::filter::record_matches;
 use crate::kernel::privilege;
 use crate::kernel::tracer::{self, Consumer, Mode, Tracer};
+use crate::replay::{self, Merge, Selection, Source, When};
 use crate::sink::metrics::Metrics;
 use crate::sink::output::Sink;
 use crate::sink::summary::Summarizer;
@@ -98,11 +97,11 @@ pub fn send_failed_off_line(why: &str, failed: bool) -> String {
     }
 }
 
-/// `signal-trace explain`: live, or replayed from a recorded stream.
+/// `signal-trace explain`: live, or replayed from recordings.
 pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
     let cfg = Config::from_args(&args.trace, env())?;
     let engine = Box::new(Engine::new());
-    let Some(from) = &args.from else {
+    if args.from.is_empty() {
         return trace(
             cfg,
             Consumer::Explain {
@@ -110,46 +109,60 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
                 timeline: args.timeline,
             },
         );
-    };
-    let input: Box<dyn BufRead> = if from.as_os_str() == "-" {
-        Box::new(BufReader::new(io::stdin()))
+    }
+    let inputs = replay::expand(&args.from)?;
+    let ago = |w: &Option<When>| matches!(w, Some(When::Ago(_)));
+    let newest = if ago(&args.since) || ago(&args.until) {
+        replay::newest(&inputs, &args.host)?
     } else {
-        Box::new(BufReader::new(
-            File::open(from).with_context(|| format!("cannot open {}", from.display()))?,
-        ))
+        None
     };
+    let sel = Selection {
+        hosts: args.host.clone(),
+        since: args.since.map(|w| w.resolve(newest)),
+        until: args.until.map(|w| w.resolve(newest)),
+    };
+    let sources = inputs
+        .into_iter()
+        .map(Source::open)
+        .collect::<Result<Vec<_>, _>>()?;
     let out = tracer::open_output(&cfg)?;
-    let bad = replay(
-        input,
-        &cfg,
-        engine,
-        args.timeline,
-        out,
-        &from.display().to_string(),
-    )?;
-    if bad > 0 {
+    let stats = replay(Merge::new(sources, sel), &cfg, engine, args.timeline, out)?;
+    if stats.bad > 0 {
         bail!(
-            "{bad} lines of {} were not records (reported above); the findings rest on the rest",
-            from.display()
+            "{} lines were not records (reported above); the findings rest on the {} records",
+            stats.bad,
+            stats.records
         );
     }
     Ok(())
 }
 
-/// Feeds a recorded stream to the engine. Lines that are not records are reported with their
-/// number and skipped; returns how many there were.
+/// What a replay read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Records fed to the engine (after --host, --since, --until and the filters).
+    pub records: u64,
+    /// Lines that were not records.
+    pub bad: u64,
+}
+
+/// Bad lines reported one by one up to this many; the rest are only counted.
+const BAD_LINES_SHOWN: u64 = 100;
+
+/// Feeds merged recordings to the engine. Lines that are not records are reported with their
+/// source, number and reason (never their bytes), and skipped.
 pub fn replay(
-    input: Box<dyn BufRead>,
+    mut input: Merge,
     cfg: &Config,
     mut engine: Box<Engine>,
     timeline: bool,
     out: Box<dyn Write + Send>,
-    name: &str,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<ReplayStats> {
     let mut sink = Sink::new(out, cfg.format, cfg.color);
     let mut summary = cfg.summary.map(|d| Summarizer::new(d.as_nanos() as u64));
     let mut last = crate::event::record::Time(0);
-    let mut bad = 0u64;
+    let mut stats = ReplayStats::default();
     let write = |r: io::Result<()>| -> anyhow::Result<bool> {
         match r {
             Ok(()) => Ok(true),
@@ -157,64 +170,87 @@ pub fn replay(
             Err(e) => Err(e).context("cannot write findings"),
         }
     };
-    for (i, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {name} at line {}", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut bad_count = 0u64;
+    let mut bad = |src: &replay::Input, line: u64, why: &str| {
+        bad_count += 1;
+        if bad_count <= BAD_LINES_SHOWN {
+            eprintln!(
+                "signal-trace: {}:{line}: {}",
+                escape(src.name()),
+                escape(why)
+            );
+        } else if bad_count == BAD_LINES_SHOWN + 1 {
+            eprintln!("signal-trace: more bad lines: only counted from here on");
         }
-        let rec: Record = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                // Other records of a stream (findings, timelines) are not input: skip quietly.
-                let is_output = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned))
-                    .is_some_and(|e| e == "finding" || e == "timeline" || e == "inspect");
-                if !is_output {
-                    // serde's message quotes the input it choked on: escaped like the name.
-                    eprintln!(
-                        "signal-trace: {}:{}: not a signal-trace record: {}",
-                        escape(name),
-                        i + 1,
-                        escape(e.to_string())
-                    );
-                    bad += 1;
-                }
-                continue;
-            }
-        };
+    };
+    while let Some(rec) = input.next_record(&mut bad)? {
         if !record_matches(&cfg.filters, &rec) {
             continue;
         }
+        stats.records += 1;
         last = last.max(rec.time());
         if let Some(done) = summary.as_mut().and_then(|s| s.push(&rec)) {
             if !write(sink.write(&done))? {
-                return Ok(bad);
+                return Ok(stats);
             }
         }
         for f in engine.push(&rec) {
             if !write(sink.write(&f))? {
-                return Ok(bad);
+                return Ok(stats);
             }
         }
     }
+    stats.bad = bad_count;
     if let Some(done) = summary.as_mut().and_then(|s| s.finish(last)) {
         if !write(sink.write(&done))? {
-            return Ok(bad);
+            return Ok(stats);
         }
     }
     for f in engine.finish() {
         if !write(sink.write(&f))? {
-            return Ok(bad);
+            return Ok(stats);
         }
     }
     if timeline {
         for t in engine.timelines() {
             if !write(sink.write(&t))? {
-                return Ok(bad);
+                return Ok(stats);
             }
         }
     }
     write(sink.flush())?;
-    Ok(bad)
+    Ok(stats)
+}
+
+/// Writes the man pages (`DIR/man/signal-trace.1` and one per subcommand) and the shell
+/// completions (`DIR/completions`: `signal-trace.bash`, `_signal-trace`, `signal-trace.fish`),
+/// all generated from the clap definitions, so they never drift from the CLI.
+pub fn write_assets(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let cmd = crate::cli::Cli::command();
+    let page = |c: clap::Command, name: &str| -> anyhow::Result<()> {
+        let path = man.join(format!("{name}.1"));
+        let mut f = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        clap_mangen::Man::new(c)
+            .render(&mut f)
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    page(cmd.clone(), "signal-trace")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        // clap names are 'static; this runs once, for a package build.
+        let name: &'static str = Box::leak(format!("signal-trace-{}", sub.get_name()).into());
+        page(sub.clone().name(name), name)?;
+    }
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "signal-trace", &completions)
+            .with_context(|| format!("cannot write the {shell} completions"))?;
+    }
+    Ok(())
 }

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::replay::When;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "signal-trace",
-    version,
+    version = env!("SIGNAL_TRACE_VERSION"),
     about = "Trace every signal on the host: who sent it, who got it, and what the kernel did with it",
     long_about = None,
     args_conflicts_with_subcommands = true,
@@ -31,14 +33,30 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Show the signal dispositions of live processes (no BPF needed).
     Inspect(InspectArgs),
+    /// Write the man pages (DIR/man) and the bash, zsh and fish completions (DIR/completions)
+    /// generated from these arguments, for packages.
+    #[command(hide = true)]
+    Assets { dir: PathBuf },
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
-    /// Replay a recorded NDJSON stream (`signal-trace --format json` output) instead of
-    /// tracing live; "-" reads standard input.
-    #[arg(long, value_name = "FILE")]
-    pub from: Option<PathBuf>,
+    /// Replay recorded NDJSON (`signal-trace --format json` output) instead of tracing live: a
+    /// file, a gzip file, a directory (its *.ndjson and *.ndjson.gz files), or "-" for standard
+    /// input. Repeat it for the recordings of many nodes: their records are merged in time
+    /// order, and each node's processes stay its own.
+    #[arg(long, value_name = "PATH")]
+    pub from: Vec<PathBuf>,
+    /// With --from: only the records of these nodes (their `host` field).
+    #[arg(long, value_name = "NAME", value_delimiter = ',', requires = "from")]
+    pub host: Vec<String>,
+    /// With --from: only records from this time on: RFC 3339 (2026-11-29T08:00:00Z), or a
+    /// duration (30m, 1h30m) back from the newest record of the recordings.
+    #[arg(long, value_name = "TIME|DURATION", value_parser = When::parse, requires = "from")]
+    pub since: Option<When>,
+    /// With --from: only records up to this time (same forms as --since).
+    #[arg(long, value_name = "TIME|DURATION", value_parser = When::parse, requires = "from")]
+    pub until: Option<When>,
     /// Also print the shutdown timeline of each process or container, at the end.
     #[arg(long)]
     pub timeline: bool,

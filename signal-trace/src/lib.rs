@@ -11,7 +11,9 @@
 //! - [`filter`]: what the kernel is told to drop, and what is left to userspace;
 //! - [`sink`]: where records go — NDJSON and text, summaries, Prometheus metrics;
 //! - [`explain`] and [`inspect`]: the two consumers — findings from a stream of records, and
-//!   the dispositions of live processes read from /proc.
+//!   the dispositions of live processes read from /proc;
+//! - [`replay`]: recordings read back — files, directories, gzip, standard input — merged in
+//!   time order for `explain --from`.
 //!
 //! [`cli`] holds the raw arguments, [`config`] the validated configuration, [`app`] the commands
 //! at the edge, [`escape`] the one way text a process controls reaches a terminal. Every module but [`kernel`] is pure and unit-tested without privileges.
@@ -25,5 +27,6 @@ pub mod explain;
 pub mod filter;
 pub mod inspect;
 pub mod kernel;
+pub mod replay;
 pub mod sink;
 pub mod workload;

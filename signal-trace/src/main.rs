@@ -17,6 +17,7 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         Some(Command::Explain(a)) => app::explain(&a),
+        Some(Command::Assets { dir }) => app::write_assets(&dir),
         Some(Command::Trace(a)) => Config::from_args(&a, app::env())
             .map_err(anyhow::Error::from)
             .and_then(|cfg| app::trace(cfg, Consumer::Print)),

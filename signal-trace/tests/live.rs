@@ -298,6 +298,35 @@ fn lost_events_are_counted_and_reported() {
 }
 
 #[test]
+fn every_record_names_its_node() {
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    for (node_name, want) in [
+        (Some("node-under-test"), "node-under-test"),
+        (None, hostname.trim()),
+    ] {
+        let child = spawn(Setup {
+            handle: &[libc::SIGUSR1],
+            ..Setup::default()
+        });
+        let trace = Trace::start_env(
+            &["--pid", &child.pid.to_string()],
+            &[("NODE_NAME", node_name)],
+        );
+        kill(child.pid, libc::SIGUSR1);
+        trace.wait_for("the delivery", |v| {
+            is(v, "deliver") && v["pid"] == child.pid
+        });
+        let (_, records, _) = trace.stop();
+        assert!(records.len() >= 2, "a generate and a deliver: {records:?}");
+        for r in &records {
+            assert_eq!(r["host"], want, "NODE_NAME={node_name:?}: {r}");
+            assert_eq!(r["boot_id"], boot_id.trim(), "{r}");
+        }
+    }
+}
+
+#[test]
 fn real_output_validates_against_the_schema() {
     let schema: Value = serde_json::from_str(include_str!("../../schema/events.schema.json"))
         .expect("schema is JSON");

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup|run|test`.
+//! Project tasks: `cargo xtask setup|run|test|bench|bench-replay|dist|vm-test|fuzz`.
 //!
 //! Each task first installs what is missing (scripts/setup.sh: nightly rust-src, LLVM 22,
 //! bpf-linker; with the tests, the tools they drive), idempotently and quickly when all is there.
@@ -10,7 +10,9 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dist;
 mod fuzz;
+mod replay_bench;
 mod vm;
 
 #[derive(Parser)]
@@ -37,6 +39,11 @@ enum Task {
     /// Benchmark signal-trace against strace, bpftrace and perf trace (root); writes
     /// BENCHMARKS.md and bench/results.json.
     Bench(bench::BenchArgs),
+    /// Packages in target/dist/: a static binary tarball and a .deb (binary, systemd unit, man
+    /// pages, completions); --install-check installs, runs and removes the .deb (root).
+    Dist(dist::Args),
+    /// Replay speed and peak memory of `explain --from` on a 10-million-record recording.
+    BenchReplay(replay_bench::Args),
     /// The live checks on Debian's 6.1 and 6.12 kernels (QEMU) and natively on the host (root).
     VmTest {
         /// Only these kernels of the matrix: 6.1, 6.12, host (repeatable).
@@ -143,6 +150,13 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         .args(args)
         .args(["--", "--test-threads", "2"]))?;
     if args.is_empty() {
+        // The packages: built, installed with dpkg, run (a live trace), removed.
+        dist::run(
+            &root(),
+            &dist::Args {
+                install_check: true,
+            },
+        )?;
         // setup --test above covered what the kernel matrix needs.
         vm::vm_test(&root(), &vm::Options::default())?;
         fuzz::run(&root(), &fuzz::Args::default())?;
@@ -168,6 +182,8 @@ fn main() -> ExitCode {
         Task::Test { args } => test(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&root(), &args),
+        Task::Dist(args) => dist::run(&root(), &args),
+        Task::BenchReplay(args) => replay_bench::run(&root(), &args),
         Task::VmTest { kernels, checks } => vm_test(&vm::Options { kernels, checks }),
         Task::VmGuest { tracer, checks } => vm::guest::run(&tracer, &checks),
     };

@@ -81,8 +81,8 @@ fn nonzero<T: Default + PartialEq>(v: T) -> Option<T> {
 }
 
 /// Converts a wire event to its record. `full` data (BTF) fills every field; the classic
-/// tracepoints leave what they cannot know as null.
-pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
+/// tracepoints leave what they cannot know as null. `node` names the host in every record.
+pub fn decode(e: &Event, clock: &Clock, node: &Node) -> Result<Record, DecodeError> {
     let time = clock.wall(e.ts_ns);
     let full = e.flags & wire::FLAG_FULL != 0;
     Ok(match e.kind {
@@ -99,6 +99,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             });
             Record::Generate(Generate {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 signal: signal_name(signo),
                 signo,
                 code: si_code_name(signo, e.code),
@@ -137,6 +139,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                 .filter(|&s| s != 0);
             Record::Deliver(Deliver {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 signal: signal_name(signo),
                 signo,
                 code: si_code_name(signo, e.code),
@@ -171,6 +175,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             let sig = e.status & 0x7f;
             Record::Exit(Exit {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 pid: e.target.tgid,
                 comm: comm(&e.target.comm),
                 ns_pid: nonzero(e.target.ns_pid),
@@ -190,6 +196,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
             let tkill = e.syscall == wire::SYSCALL_TKILL;
             Record::SendFailed(SendFailed {
                 time,
+                host: node.host.clone(),
+                boot_id: node.boot_id.clone(),
                 syscall: Cow::Borrowed(syscall_name(e.syscall)),
                 errno: errno_name(e.errno),
                 signal: u32::try_from(e.signo)
@@ -205,6 +213,8 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
         }
         wire::KIND_OOM => Record::Oom(Oom {
             time,
+            host: node.host.clone(),
+            boot_id: node.boot_id.clone(),
             pid: e.target.tgid,
             comm: (e.target.comm[0] != 0).then(|| comm(&e.target.comm)),
             trigger: sender(&e.sender),
@@ -239,6 +249,33 @@ mod tests {
         t
     }
 
+    fn node() -> Node {
+        Node::from_parts(Some("node-a"), "box", Some("boot-1"))
+    }
+
+    #[test]
+    fn every_record_names_its_node() {
+        let mut e = Event {
+            kind: KIND_GENERATE,
+            signo: 15,
+            ..Default::default()
+        };
+        for kind in [
+            KIND_GENERATE,
+            KIND_DELIVER,
+            KIND_EXIT,
+            KIND_SEND_FAILED,
+            KIND_OOM,
+        ] {
+            e.kind = kind;
+            let r = decode(&e, &CLOCK, &node()).unwrap();
+            assert_eq!(r.host().as_str(), "node-a", "kind {kind}");
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["host"], "node-a", "kind {kind}");
+            assert_eq!(v["boot_id"], "boot-1", "kind {kind}");
+        }
+    }
+
     const CLOCK: Clock = Clock {
         offset_ns: 1_700_000_000_000_000_000,
     };
@@ -267,7 +304,7 @@ mod tests {
             handler: 0,
             ..Default::default()
         };
-        let Record::Generate(g) = decode(&e, &CLOCK).unwrap() else {
+        let Record::Generate(g) = decode(&e, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(g.signal, "SIGTERM");
@@ -291,7 +328,7 @@ mod tests {
             target: task(0, 55, "x"),
             ..Default::default()
         };
-        let Record::Generate(g) = decode(&e, &CLOCK).unwrap() else {
+        let Record::Generate(g) = decode(&e, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(g.target.pid, None);
@@ -313,7 +350,7 @@ mod tests {
             sa_flags: 0x0400_0004,
             ..Default::default()
         };
-        let Record::Deliver(d) = decode(&d, &CLOCK).unwrap() else {
+        let Record::Deliver(d) = decode(&d, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -334,7 +371,7 @@ mod tests {
             target: task(7, 9, "app"),
             ..Default::default()
         };
-        let Record::Deliver(g) = decode(&g, &CLOCK).unwrap() else {
+        let Record::Deliver(g) = decode(&g, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(g.cause, Some(DeliverCause::GroupExit));
@@ -348,7 +385,7 @@ mod tests {
             status: 3 << 8,
             ..g_wire()
         };
-        let Record::Deliver(plain) = decode(&plain, &CLOCK).unwrap() else {
+        let Record::Deliver(plain) = decode(&plain, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -363,7 +400,7 @@ mod tests {
             target: task(7, 7, "app"),
             ..Default::default()
         };
-        let Record::Exit(x) = decode(&x, &CLOCK).unwrap() else {
+        let Record::Exit(x) = decode(&x, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -375,7 +412,7 @@ mod tests {
             status: 0x80 | 11,
             ..Default::default()
         };
-        let Record::Exit(core) = decode(&core, &CLOCK).unwrap() else {
+        let Record::Exit(core) = decode(&core, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!((core.exit_code, core.core_dumped), (139, true));
@@ -384,7 +421,7 @@ mod tests {
             status: 3 << 8,
             ..Default::default()
         };
-        let Record::Exit(clean) = decode(&clean, &CLOCK).unwrap() else {
+        let Record::Exit(clean) = decode(&clean, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!((clean.exit_code, clean.signal), (3, None));
@@ -401,7 +438,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let Record::SendFailed(f) = decode(&f, &CLOCK).unwrap() else {
+        let Record::SendFailed(f) = decode(&f, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -417,7 +454,7 @@ mod tests {
             errno: 3,
             ..Default::default()
         };
-        let Record::SendFailed(p) = decode(&p, &CLOCK).unwrap() else {
+        let Record::SendFailed(p) = decode(&p, &CLOCK, &node()).unwrap() else {
             panic!()
         };
         assert_eq!((p.target_pid, p.pidfd), (None, Some(5)));
@@ -445,7 +482,7 @@ mod tests {
                 arg_tid,
                 ..Default::default()
             };
-            let Record::SendFailed(f) = decode(&e, &CLOCK).unwrap() else {
+            let Record::SendFailed(f) = decode(&e, &CLOCK, &node()).unwrap() else {
                 panic!()
             };
             f
@@ -469,13 +506,13 @@ mod tests {
             kind: 99,
             ..Default::default()
         };
-        assert_eq!(decode(&bad, &CLOCK), Err(DecodeError::Kind(99)));
+        assert_eq!(decode(&bad, &CLOCK, &node()), Err(DecodeError::Kind(99)));
         let bad = Event {
             kind: KIND_GENERATE,
             result: 9,
             ..Default::default()
         };
-        assert_eq!(decode(&bad, &CLOCK), Err(DecodeError::Result(9)));
+        assert_eq!(decode(&bad, &CLOCK, &node()), Err(DecodeError::Result(9)));
     }
 
     #[test]

@@ -161,6 +161,8 @@ mod tests {
     fn generate(t: u64, sig: u32, pid: u32, tid: u32, group: bool, result: Outcome) -> Record {
         Record::Generate(Generate {
             time: Time(t),
+            host: Default::default(),
+            boot_id: None,
             signal: crate::event::names::signal_name(sig),
             signo: sig,
             code: Cow::Borrowed("SI_USER"),
@@ -189,6 +191,8 @@ mod tests {
     fn deliver(t: u64, sig: u32, pid: u32, tid: u32) -> Record {
         Record::Deliver(Deliver {
             time: Time(t),
+            host: Default::default(),
+            boot_id: None,
             signal: crate::event::names::signal_name(sig),
             signo: sig,
             code: Cow::Borrowed("SI_USER"),
@@ -258,6 +262,8 @@ mod tests {
         let sig = status & 0x7f;
         Record::Exit(Exit {
             time: Time(t),
+            host: Default::default(),
+            boot_id: None,
             pid,
             comm: Comm::new("app"),
             ns_pid: None,

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -51,6 +52,51 @@ impl<'de> Deserialize<'de> for Time {
             .as_nanos();
         Ok(Time(u64::try_from(ns).map_err(serde::de::Error::custom)?))
     }
+}
+
+/// A string shared by many records (the node's name, its boot id): cloned by reference count.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    pub fn new(s: &str) -> Label {
+        Label(Arc::from(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Label {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Label::new(&Cow::<str>::deserialize(d)?))
+    }
+}
+
+/// The node a record was made on: `host` and `boot_id` in every record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// `NODE_NAME` when set (a DaemonSet sets it to the Kubernetes node name), else the
+    /// hostname.
+    pub host: Label,
+    /// /proc/sys/kernel/random/boot_id: changes at every boot, so pids of two boots of one node
+    /// are told apart.
+    pub boot_id: Option<Label>,
 }
 
 /// A task's `comm`: up to 15 bytes that the task sets for itself (`prctl(PR_SET_NAME)`, or
@@ -266,6 +312,12 @@ pub struct Target {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generate {
     pub time: Time,
+    /// The node: `NODE_NAME`, else the hostname. Empty in recordings made before it existed.
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id (/proc/sys/kernel/random/boot_id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     pub signal: Cow<'static, str>,
     pub signo: u32,
     pub code: Cow<'static, str>,
@@ -296,6 +348,12 @@ pub enum DeliverCause {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deliver {
     pub time: Time,
+    /// The node: `NODE_NAME`, else the hostname. Empty in recordings made before it existed.
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id (/proc/sys/kernel/random/boot_id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     pub signal: Cow<'static, str>,
     pub signo: u32,
     pub code: Cow<'static, str>,
@@ -353,6 +411,12 @@ pub struct KilledBy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exit {
     pub time: Time,
+    /// The node: `NODE_NAME`, else the hostname. Empty in recordings made before it existed.
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id (/proc/sys/kernel/random/boot_id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     pub pid: u32,
     pub comm: Comm,
     pub ns_pid: Option<u32>,
@@ -380,6 +444,12 @@ pub struct Exit {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Oom {
     pub time: Time,
+    /// The node: `NODE_NAME`, else the hostname. Empty in recordings made before it existed.
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id (/proc/sys/kernel/random/boot_id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     /// The victim process.
     pub pid: u32,
     /// The victim's comm, when the kernel's tracepoint carries it (6.x kernels do).
@@ -392,6 +462,12 @@ pub struct Oom {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendFailed {
     pub time: Time,
+    /// The node: `NODE_NAME`, else the hostname. Empty in recordings made before it existed.
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id (/proc/sys/kernel/random/boot_id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     pub syscall: Cow<'static, str>,
     pub errno: Cow<'static, str>,
     /// The signal's name; "0" for the null signal (an existence probe); null for a number that
@@ -413,6 +489,12 @@ pub struct SendFailed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lost {
     pub time: Time,
+    /// The node: `NODE_NAME`, else the hostname. Empty in recordings made before it existed.
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id (/proc/sys/kernel/random/boot_id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     /// Events the kernel programs could not send since the previous `lost` record.
     pub count: u64,
     /// The same, per kind of event.
@@ -456,6 +538,32 @@ impl SendFailed {
 }
 
 impl Record {
+    /// The node the record was made on (empty for recordings without `host`).
+    pub fn host(&self) -> &Label {
+        match self {
+            Record::Generate(r) => &r.host,
+            Record::Deliver(r) => &r.host,
+            Record::Exit(r) => &r.host,
+            Record::SendFailed(r) => &r.host,
+            Record::Oom(r) => &r.host,
+            Record::Lost(r) => &r.host,
+        }
+    }
+
+    /// Names the node the record was made on.
+    pub fn set_node(&mut self, node: &Node) {
+        let (host, boot_id) = match self {
+            Record::Generate(r) => (&mut r.host, &mut r.boot_id),
+            Record::Deliver(r) => (&mut r.host, &mut r.boot_id),
+            Record::Exit(r) => (&mut r.host, &mut r.boot_id),
+            Record::SendFailed(r) => (&mut r.host, &mut r.boot_id),
+            Record::Oom(r) => (&mut r.host, &mut r.boot_id),
+            Record::Lost(r) => (&mut r.host, &mut r.boot_id),
+        };
+        host.clone_from(&node.host);
+        boot_id.clone_from(&node.boot_id);
+    }
+
     pub fn time(&self) -> Time {
         match self {
             Record::Generate(r) => r.time,

@@ -2,22 +2,29 @@
 
 use super::*;
 
-/// The diagnosis engine. Feed it records in time order.
+/// The diagnosis engine. Feed it records in time order. Processes are keyed by node (the
+/// records' `host` and `boot_id`) and pid, so equal pids of two nodes never meet.
 #[derive(Debug, Default)]
 pub struct Engine {
-    pub(crate) procs: HashMap<u32, Proc>,
+    /// Node -> the engine's number for it.
+    pub(crate) nodes: HashMap<Node, u32>,
+    /// Number -> node.
+    pub(crate) node_list: Vec<Node>,
+    /// The node of the last record, and its number.
+    pub(crate) last_node: Option<(u32, Node)>,
+    pub(crate) procs: HashMap<ProcKey, Proc>,
     /// Exited processes awaiting their conclusions, by sequence number.
     pub(crate) dead: BTreeMap<u64, Proc>,
     pub(crate) next_seq: u64,
     /// (when, what, which dead process).
     pub(crate) dues: BTreeSet<(Time, Due, u64)>,
-    /// (target pid, signal number, result) -> merged or dropped signals.
-    pub(crate) aggs: HashMap<(u32, u32, Outcome), Agg>,
+    /// (target, signal number, result) -> merged or dropped signals.
+    pub(crate) aggs: HashMap<(ProcKey, u32, Outcome), Agg>,
     pub(crate) timelines: HashMap<TimelineKey, Timeline>,
     /// Timeline keys, oldest first, for eviction.
     pub(crate) timeline_order: VecDeque<TimelineKey>,
-    /// Processes a namespace init's exit took down: victim pid -> init's timeline key.
-    pub(crate) zapped: HashMap<u32, TimelineKey>,
+    /// Processes a namespace init's exit took down: victim -> init's timeline key.
+    pub(crate) zapped: HashMap<ProcKey, TimelineKey>,
     pub(crate) now: Time,
 }
 
@@ -32,11 +39,20 @@ impl Engine {
         // Conclusions due before this record cannot depend on it.
         self.flush(r.time(), &mut out);
         self.now = self.now.max(r.time());
+        let node = match r {
+            Record::Generate(g) => (&g.host, &g.boot_id),
+            Record::Deliver(d) => (&d.host, &d.boot_id),
+            Record::Exit(x) => (&x.host, &x.boot_id),
+            Record::Oom(o) => (&o.host, &o.boot_id),
+            Record::Lost(l) => (&l.host, &l.boot_id),
+            Record::SendFailed(_) => return out,
+        };
+        let nid = self.node_id(node.0, node.1);
         match r {
-            Record::Generate(g) => self.generate(g, &mut out),
-            Record::Deliver(d) => self.deliver(d),
-            Record::Exit(x) => self.exit(x, &mut out),
-            Record::Oom(o) => self.oom(o),
+            Record::Generate(g) => self.generate(nid, g, &mut out),
+            Record::Deliver(d) => self.deliver(nid, d),
+            Record::Exit(x) => self.exit(nid, x, &mut out),
+            Record::Oom(o) => self.oom(nid, o),
             Record::Lost(l) => out.push(lost_finding(l)),
             Record::SendFailed(_) => {}
         }
@@ -58,15 +74,15 @@ impl Engine {
         let mut out = Vec::new();
         self.flush(Time(u64::MAX), &mut out);
         // OOM victims whose exit was not seen.
-        let mut pids: Vec<u32> = self
+        let mut keys: Vec<ProcKey> = self
             .procs
             .iter()
             .filter(|(_, p)| p.oom.is_some() && !p.explained)
-            .map(|(&pid, _)| pid)
+            .map(|(&k, _)| k)
             .collect();
-        pids.sort_unstable();
-        for pid in pids {
-            if let Some(p) = self.procs.get_mut(&pid) {
+        keys.sort_unstable();
+        for k in keys {
+            if let Some(p) = self.procs.get_mut(&k) {
                 p.explained = true;
                 out.push(oom_finding(p));
             }
@@ -83,13 +99,61 @@ impl Engine {
             .collect()
     }
 
-    pub(crate) fn proc_mut(&mut self, pid: u32, time: Time) -> &mut Proc {
-        let p = self.procs.entry(pid).or_insert_with(|| Proc::new(pid));
+    /// The engine's number for a node. Past [`MAX_NODES`] distinct nodes (only a stream of
+    /// made-up host names gets there), and for names too long to be a host's, they share one
+    /// number rather than grow the table.
+    pub(crate) fn node_id(&mut self, host: &Label, boot_id: &Option<Label>) -> u32 {
+        // Records come in runs from one node: compare with the last one before hashing.
+        if let Some(&(nid, ref last)) = self.last_node.as_ref() {
+            if last.host == *host && last.boot_id == *boot_id {
+                return nid;
+            }
+        }
+        let nid = self.intern_node(host, boot_id);
+        self.last_node = Some((nid, self.node_of(nid)));
+        nid
+    }
+
+    fn intern_node(&mut self, host: &Label, boot_id: &Option<Label>) -> u32 {
+        let node = Node {
+            host: host.clone(),
+            boot_id: boot_id.clone(),
+        };
+        if let Some(&n) = self.nodes.get(&node) {
+            return n;
+        }
+        let n = self.node_list.len() as u32;
+        // Host names are at most 253 bytes (DNS, Kubernetes node names) and boot ids 36: a
+        // longer one is not a node's, and is not kept.
+        let plausible =
+            host.as_str().len() <= 253 && boot_id.as_ref().is_none_or(|b| b.as_str().len() <= 64);
+        if self.node_list.len() >= MAX_NODES || !plausible {
+            return MAX_NODES as u32;
+        }
+        self.nodes.insert(node.clone(), n);
+        self.node_list.push(node);
+        n
+    }
+
+    /// The node of a number (the shared one past [`MAX_NODES`] has no name).
+    pub(crate) fn node_of(&self, nid: u32) -> Node {
+        self.node_list
+            .get(nid as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn proc_mut(&mut self, nid: u32, pid: u32, time: Time) -> &mut Proc {
+        if !self.procs.contains_key(&(nid, pid)) {
+            let p = Proc::new(nid, &self.node_of(nid), pid);
+            self.procs.insert((nid, pid), p);
+        }
+        let p = self.procs.get_mut(&(nid, pid)).expect("inserted above");
         p.last_seen = p.last_seen.max(time);
         p
     }
 
-    pub(crate) fn generate(&mut self, g: &Generate, out: &mut Vec<Finding>) {
+    pub(crate) fn generate(&mut self, nid: u32, g: &Generate, out: &mut Vec<Finding>) {
         let Some(pid) = g.target.pid else {
             // Without BTF only the thread is known: nothing to join on.
             return;
@@ -100,7 +164,7 @@ impl Engine {
         }
         let ev = evidence_generate(g);
         if matches!(g.result, Outcome::AlreadyPending | Outcome::Overflow) {
-            self.coalesce(g, pid, &ev);
+            self.coalesce(g, (nid, pid), &ev);
         }
         let sig = Sig {
             time: g.time,
@@ -119,7 +183,7 @@ impl Engine {
             blocked: g.target.blocked.unwrap_or(false),
             ev,
         };
-        let p = self.proc_mut(pid, g.time);
+        let p = self.proc_mut(nid, pid, g.time);
         p.observe(
             g.target.comm,
             g.target.ns_pid,
@@ -162,12 +226,12 @@ impl Engine {
         self.timeline_signal(&p, g, &sig);
     }
 
-    pub(crate) fn deliver(&mut self, d: &Deliver) {
+    pub(crate) fn deliver(&mut self, nid: u32, d: &Deliver) {
         let Some(pid) = d.pid else { return };
-        if !self.procs.contains_key(&pid) && d.container.is_none() {
+        if !self.procs.contains_key(&(nid, pid)) && d.container.is_none() {
             return;
         }
-        let p = self.proc_mut(pid, d.time);
+        let p = self.proc_mut(nid, pid, d.time);
         p.observe(d.comm, d.ns_pid, d.cgroup_id, &d.container, &d.unit);
         let handled = d.handler.starts_with("0x")
             && p.term_handled.is_none()
@@ -192,7 +256,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn oom(&mut self, o: &Oom) {
+    pub(crate) fn oom(&mut self, nid: u32, o: &Oom) {
         let ev = Evidence {
             time: o.time,
             event: "oom".into(),
@@ -206,7 +270,7 @@ impl Engine {
                 o.trigger.pid
             ),
         };
-        let p = self.proc_mut(o.pid, o.time);
+        let p = self.proc_mut(nid, o.pid, o.time);
         if let Some(c) = o.comm {
             p.comm = c;
         }
@@ -221,11 +285,11 @@ impl Engine {
         self.add_step(&p, o.time, StepKind::Signal, ev.text);
     }
 
-    pub(crate) fn exit(&mut self, x: &Exit, out: &mut Vec<Finding>) {
-        let mut p = self
-            .procs
-            .remove(&x.pid)
-            .unwrap_or_else(|| Proc::new(x.pid));
+    pub(crate) fn exit(&mut self, nid: u32, x: &Exit, out: &mut Vec<Finding>) {
+        let mut p = match self.procs.remove(&(nid, x.pid)) {
+            Some(p) => p,
+            None => Proc::new(nid, &self.node_of(nid), x.pid),
+        };
         p.observe(x.comm, x.ns_pid, x.cgroup_id, &x.container, &x.unit);
         p.last_seen = x.time;
         let ev = Evidence {
@@ -243,7 +307,12 @@ impl Engine {
             ev: ev.clone(),
         });
         // Coalescing stops with the process.
-        let mut keys: Vec<_> = self.aggs.keys().filter(|k| k.0 == x.pid).copied().collect();
+        let mut keys: Vec<_> = self
+            .aggs
+            .keys()
+            .filter(|k| k.0 == (nid, x.pid))
+            .copied()
+            .collect();
         keys.sort_unstable_by_key(|k| (k.1, k.2 as u8));
         for k in keys {
             if let Some(a) = self.aggs.remove(&k) {
@@ -319,7 +388,7 @@ impl Engine {
                 if !p.explained {
                     p.explained = true;
                     let p = p.clone();
-                    let init = p.zapped_by().and_then(|i| self.find_proc(i));
+                    let init = p.zapped_by().and_then(|i| self.find_proc((p.nid, i)));
                     if let Some(f) = kill_death_finding(&p, init.as_ref()) {
                         out.push(f);
                     }
@@ -334,7 +403,7 @@ impl Engine {
                 };
                 let init = self
                     .forwarding_init(&p, signo)
-                    .and_then(|i| self.find_proc(i))
+                    .and_then(|i| self.find_proc((p.nid, i)))
                     .filter(|i| i.exit.is_some());
                 if let Some(f) = death_finding(&p, signo, init.as_ref()) {
                     out.push(f);
@@ -353,17 +422,17 @@ impl Engine {
         if signo != SIGTERM || s.sender.pid == p.pid || s.si_code > 0 {
             return None;
         }
-        let init = self.find_proc(s.sender.pid)?;
+        let init = self.find_proc((p.nid, s.sender.pid))?;
         let t = init.term.as_ref()?;
         let from_outside = t.signo == SIGTERM && t.sender.pid != init.pid && t.time <= s.time;
         (init.is_ns_init() && from_outside).then_some(init.pid)
     }
 
     /// Looks a process up among the living, then the most recently exited.
-    pub(crate) fn find_proc(&self, pid: u32) -> Option<Proc> {
+    pub(crate) fn find_proc(&self, key: ProcKey) -> Option<Proc> {
         self.procs
-            .get(&pid)
-            .or_else(|| self.dead.values().rev().find(|p| p.pid == pid))
+            .get(&key)
+            .or_else(|| self.dead.values().rev().find(|p| p.key() == key))
             .cloned()
     }
 
@@ -374,7 +443,7 @@ impl Engine {
         let mut v: Vec<(Time, u32, u64)> = self
             .dead
             .iter()
-            .filter(|(_, q)| q.pid != p.pid && q.died_by(SIGKILL))
+            .filter(|(_, q)| q.nid == p.nid && q.pid != p.pid && q.died_by(SIGKILL))
             .filter(|(_, q)| {
                 q.zapped_by() == Some(p.pid) || (group.is_some() && q.group() == group)
             })
@@ -442,8 +511,8 @@ impl Engine {
         out.push(grace_finding(&p, &term, &kill, &also));
     }
 
-    pub(crate) fn coalesce(&mut self, g: &Generate, pid: u32, ev: &Evidence) {
-        if self.aggs.len() >= MAX_AGGS && !self.aggs.contains_key(&(pid, g.signo, g.result)) {
+    pub(crate) fn coalesce(&mut self, g: &Generate, key: ProcKey, ev: &Evidence) {
+        if self.aggs.len() >= MAX_AGGS && !self.aggs.contains_key(&(key, g.signo, g.result)) {
             // A flood of distinct targets: keep the newest.
             if let Some(k) = self
                 .aggs
@@ -454,11 +523,16 @@ impl Engine {
                 self.aggs.remove(&k);
             }
         }
+        let node = Node {
+            host: g.host.clone(),
+            boot_id: g.boot_id.clone(),
+        };
         let a = self
             .aggs
-            .entry((pid, g.signo, g.result))
+            .entry((key, g.signo, g.result))
             .or_insert_with(|| Agg {
-                pid,
+                node,
+                pid: key.1,
                 comm: g.target.comm,
                 container: g.target.container.clone(),
                 signal: g.signal.to_string(),
@@ -491,14 +565,11 @@ impl Engine {
     /// oldest exited ones early.
     pub(crate) fn bound(&mut self, out: &mut Vec<Finding>) {
         if self.procs.len() > MAX_PROCS {
-            let mut by_age: Vec<(Time, u32)> = self
-                .procs
-                .iter()
-                .map(|(&pid, p)| (p.last_seen, pid))
-                .collect();
+            let mut by_age: Vec<(Time, ProcKey)> =
+                self.procs.iter().map(|(&k, p)| (p.last_seen, k)).collect();
             by_age.sort_unstable();
-            for (_, pid) in by_age.into_iter().take(MAX_PROCS / 8) {
-                self.procs.remove(&pid);
+            for (_, k) in by_age.into_iter().take(MAX_PROCS / 8) {
+                self.procs.remove(&k);
             }
         }
         while self.dead.len() > MAX_DEAD {
@@ -513,17 +584,17 @@ impl Engine {
     /// The timeline a process's steps go to, if one has been started for it.
     pub(crate) fn timeline_key_of(&self, p: &Proc) -> Option<TimelineKey> {
         if let Some(c) = &p.container {
-            let k = TimelineKey::Container(c.id.clone());
+            let k = TimelineKey::Container(p.nid, c.id.clone());
             if self.timelines.contains_key(&k) {
                 return Some(k);
             }
         }
-        if let Some(k) = self.zapped.get(&p.pid) {
+        if let Some(k) = self.zapped.get(&p.key()) {
             if self.timelines.contains_key(k) {
                 return Some(k.clone());
             }
         }
-        let k = TimelineKey::Process(p.pid);
+        let k = TimelineKey::Process(p.key());
         self.timelines.contains_key(&k).then_some(k)
     }
 
@@ -532,9 +603,9 @@ impl Engine {
         // A signal from a process of the same container, or from the namespace init, to a
         // member of a story already told is a forwarding (or the teardown).
         if g.signo == SIGKILL && g.si_code == SI_KERNEL && g.sender.pid != p.pid {
-            if let Some(init) = self.find_proc(g.sender.pid) {
+            if let Some(init) = self.find_proc((p.nid, g.sender.pid)) {
                 if let Some(k) = self.timeline_key_of(&init) {
-                    self.zapped.insert(p.pid, k);
+                    self.zapped.insert(p.key(), k);
                     if self.zapped.len() > MAX_PROCS {
                         self.zapped.clear();
                     }
@@ -545,8 +616,8 @@ impl Engine {
             Some(k) => Some(k),
             None if story => {
                 let k = match &p.container {
-                    Some(c) => TimelineKey::Container(c.id.clone()),
-                    None => TimelineKey::Process(p.pid),
+                    Some(c) => TimelineKey::Container(p.nid, c.id.clone()),
+                    None => TimelineKey::Process(p.key()),
                 };
                 if self.timelines.len() >= MAX_TIMELINES {
                     if let Some(old) = self.timeline_order.pop_front() {
@@ -557,6 +628,8 @@ impl Engine {
                     k.clone(),
                     Timeline {
                         event: TimelineTag,
+                        host: p.node.host.clone(),
+                        boot_id: p.node.boot_id.clone(),
                         process: p.process_ref(),
                         container: p.container.clone(),
                         unit: p.unit.clone(),
@@ -573,7 +646,7 @@ impl Engine {
         }
         let from_member = self
             .procs
-            .get(&g.sender.pid)
+            .get(&(p.nid, g.sender.pid))
             .map(|s| s.group().is_some() && s.group() == p.group())
             .unwrap_or(false);
         let kind = if from_member && g.si_code != SI_KERNEL && g.sender.pid != p.pid {

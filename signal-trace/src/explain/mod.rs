@@ -57,6 +57,8 @@ pub(crate) const SETTLE_NS: u64 = 1_000_000_000;
 pub(crate) const COALESCE_QUIET_NS: u64 = 5_000_000_000;
 /// A SIGKILL later than this after a SIGTERM ends no grace period: the process outlived it.
 pub(crate) const MAX_GRACE_NS: u64 = 3_600 * 1_000_000_000;
+/// Bound on distinct nodes (host and boot) told apart; past it, the rest share one.
+pub(crate) const MAX_NODES: usize = 65_536;
 /// Bound on tracked live processes; the least recently seen are forgotten first.
 pub(crate) const MAX_PROCS: usize = 16_384;
 /// Bound on exited processes kept until their findings are out.

@@ -178,6 +178,12 @@ pub struct Finding {
     pub event: FindingTag,
     /// When the finding's story ends (the death, the last merged signal…).
     pub time: Time,
+    /// The node the process ran on (the records' `host`).
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id, when the records carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     pub kind: FindingKind,
     pub severity: Severity,
     pub summary: String,
@@ -266,6 +272,8 @@ impl Finding {
         Finding {
             event: FindingTag,
             time,
+            host: Label::default(),
+            boot_id: None,
             kind,
             severity,
             summary: String::new(),
@@ -343,6 +351,12 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
     pub event: TimelineTag,
+    /// The node the process ran on (the records' `host`).
+    #[serde(default)]
+    pub host: Label,
+    /// The node's boot id, when the records carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<Label>,
     /// The process the story started with (the first one signalled).
     pub process: ProcessRef,
     pub container: Option<Container>,

@@ -7,6 +7,14 @@
 use super::*;
 use crate::escape::escape;
 
+/// " on HOST" when the records named their node (control characters escaped: a recording is
+/// input).
+fn on_host(s: &mut String, host: &Label) {
+    if !host.is_empty() {
+        let _ = write!(s, " on {}", host.as_str().escape_debug());
+    }
+}
+
 /// Readable multi-line text of a finding.
 pub fn render_text(f: &Finding) -> String {
     let mut s = String::new();
@@ -32,6 +40,7 @@ pub fn render_text(f: &Finding) -> String {
     if let Some(o) = f.orchestrator {
         let _ = write!(s, " (stopped by {})", o.as_str());
     }
+    on_host(&mut s, &f.host);
     s.push('\n');
     let _ = writeln!(s, "  {}", escape(&f.summary));
     if let (Some(g), Some(t)) = (f.grace_ns, f.shutdown_ns) {
@@ -78,6 +87,7 @@ pub fn render_timeline(t: &Timeline) -> String {
     if let Some(c) = &t.container {
         let _ = write!(s, " in {}", escape(container_text(c)));
     }
+    on_host(&mut s, &t.host);
     s.push('\n');
     for step in &t.steps {
         let _ = writeln!(

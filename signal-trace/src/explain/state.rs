@@ -51,8 +51,15 @@ pub(crate) struct ExitSeen {
     pub(crate) ev: Evidence,
 }
 
+/// A process's key: the engine's number for its node (host and boot), and its pid there.
+pub(crate) type ProcKey = (u32, u32);
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Proc {
+    /// The engine's number for its node: pids of two nodes (or two boots) never meet.
+    pub(crate) nid: u32,
+    /// The node, as findings name it.
+    pub(crate) node: Node,
     pub(crate) pid: u32,
     pub(crate) comm: Comm,
     pub(crate) ns_pid: Option<u32>,
@@ -78,11 +85,17 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    pub(crate) fn new(pid: u32) -> Proc {
+    pub(crate) fn new(nid: u32, node: &Node, pid: u32) -> Proc {
         Proc {
+            nid,
+            node: node.clone(),
             pid,
             ..Proc::default()
         }
+    }
+
+    pub(crate) fn key(&self) -> ProcKey {
+        (self.nid, self.pid)
     }
 
     /// Takes what a record says about the process: its comm, and what it knows of its PID
@@ -137,8 +150,9 @@ impl Proc {
         }
     }
 
-    pub(crate) fn group(&self) -> Option<Group> {
-        group_of(self.container.as_ref(), self.cgroup_id)
+    /// Its container or cgroup, on its node.
+    pub(crate) fn group(&self) -> Option<(u32, Group)> {
+        group_of(self.container.as_ref(), self.cgroup_id).map(|g| (self.nid, g))
     }
 
     /// The PID 1 of a PID namespace other than the host's.
@@ -201,6 +215,7 @@ pub(crate) enum Due {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Agg {
+    pub(crate) node: Node,
     pub(crate) pid: u32,
     pub(crate) comm: Comm,
     pub(crate) container: Option<Container>,
@@ -216,6 +231,7 @@ pub(crate) struct Agg {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum TimelineKey {
-    Container(String),
-    Process(u32),
+    /// A container on a node.
+    Container(u32, String),
+    Process(ProcKey),
 }

@@ -525,6 +525,8 @@ fn state_stays_bounded() {
         if i % 4 == 0 {
             let x = Exit {
                 time: g.time,
+                host: Default::default(),
+                boot_id: None,
                 pid: 100_000 + i,
                 comm: g.target.comm,
                 ns_pid: None,
@@ -823,4 +825,92 @@ fn a_sigterm_forwarded_by_init_in_an_orderly_stop_is_info() {
         one(&fs, FindingKind::SignalDeath).severity,
         Severity::Warning
     );
+}
+
+fn on_host(records: &[Record], host: &str, shift_ns: u64) -> Vec<Record> {
+    let node = Node {
+        host: Label::new(host),
+        boot_id: Some(Label::new("boot")),
+    };
+    records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.set_node(&node);
+            match &mut r {
+                Record::Generate(g) => g.time.0 += shift_ns,
+                Record::Deliver(d) => d.time.0 += shift_ns,
+                Record::Exit(x) => x.time.0 += shift_ns,
+                Record::Oom(o) => o.time.0 += shift_ns,
+                Record::Lost(l) => l.time.0 += shift_ns,
+                Record::SendFailed(s) => s.time.0 += shift_ns,
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn two_nodes_with_the_same_pids_keep_their_own_findings() {
+    for fixture in ALL {
+        let records = load(fixture);
+        let single = explain_all(&on_host(&records, "node-a", 0));
+        // node-b replays the same story (same pids) 1 ms later, interleaved with node-a's.
+        let mut both = on_host(&records, "node-a", 0);
+        both.extend(on_host(&records, "node-b", 1_000_000));
+        both.sort_by_key(|r| r.time());
+        let merged = explain_all(&both);
+        for host in ["node-a", "node-b"] {
+            let mine: Vec<_> = merged
+                .iter()
+                .filter(|f| f.host.as_str() == host)
+                .map(|f| (f.kind, f.process.pid, f.summary.clone(), f.children.clone()))
+                .collect();
+            let want: Vec<_> = single
+                .iter()
+                .map(|f| (f.kind, f.process.pid, f.summary.clone(), f.children.clone()))
+                .collect();
+            assert_eq!(mine, want, "{host}");
+        }
+        assert_eq!(merged.len(), 2 * single.len());
+        let mut e = Engine::new();
+        for r in &both {
+            e.push(r);
+        }
+        e.finish();
+        let ts = e.timelines();
+        assert_eq!(
+            ts.iter().filter(|t| t.host.as_str() == "node-a").count(),
+            ts.iter().filter(|t| t.host.as_str() == "node-b").count(),
+        );
+    }
+}
+
+#[test]
+fn made_up_host_names_do_not_grow_the_node_table_without_bound() {
+    let mut e = Engine::new();
+    let long = "h".repeat(1000);
+    let a = e.node_id(&Label::new(&long), &None);
+    let b = e.node_id(&Label::new(&format!("{long}x")), &None);
+    assert_eq!(a, b, "implausible names share one number");
+    assert!(e.node_list.is_empty());
+    for i in 0..MAX_NODES + 10 {
+        e.node_id(&Label::new(&format!("n{i}")), &None);
+    }
+    assert_eq!(e.node_list.len(), MAX_NODES);
+    assert_eq!(e.nodes.len(), MAX_NODES);
+    assert_eq!(e.node_id(&Label::new("n0"), &None), 0);
+}
+
+#[test]
+fn text_names_the_node_when_records_do() {
+    let fs = explain_all(&on_host(&load(GRACE), "node-a", 0));
+    let f = one(&fs, FindingKind::GraceExceeded);
+    let first = render_text(f).lines().next().unwrap().to_string();
+    assert!(first.ends_with(" on node-a"), "{first}");
+    let mut f = f.clone();
+    f.host = Label::new("n\u{1b}[2J");
+    assert!(!render_text(&f).contains('\u{1b}'));
+    f.host = Label::default();
+    assert!(!render_text(&f).contains(" on "));
 }

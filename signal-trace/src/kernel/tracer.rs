@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::{Config, EventKind, Side};
 use crate::event::decode::{decode, parse_event, Clock};
 use crate::event::enrich::Correlator;
-use crate::event::record::{Lost, LostByKind, Record};
+use crate::event::record::{Lost, LostByKind, Node, Record};
 use crate::explain::Engine;
 use crate::filter::{kernel_filter, side_bits, userspace_keeps};
 use crate::kernel::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
@@ -545,6 +545,7 @@ struct Loop<W: Write> {
     summary: Option<Summarizer>,
     correlator: Correlator,
     clock: Clock,
+    node: Node,
     cfg: Config,
     totals: Totals,
     lost_seen: [u64; KIND_COUNT as usize],
@@ -567,7 +568,7 @@ impl<W: Write> Loop<W> {
                 return Ok(());
             }
         }
-        let rec = event.and_then(|e| decode(&e, &self.clock));
+        let rec = event.and_then(|e| decode(&e, &self.clock, &self.node));
         let mut rec = match rec {
             Ok(r) => r,
             Err(e) => {
@@ -681,6 +682,8 @@ impl<W: Write> Loop<W> {
         self.totals.lost += count;
         let rec = Record::Lost(Lost {
             time: self.clock.wall(monotonic_ns()),
+            host: self.node.host.clone(),
+            boot_id: self.node.boot_id.clone(),
             count,
             events: LostByKind {
                 generate: delta[1],
@@ -1009,6 +1012,7 @@ pub async fn run(
         sink: Sink::new(out, format, color),
         correlator: Correlator::new(cfg.filters.sender_only()),
         clock: Clock::now(),
+        node: Node::current(),
         totals: Totals::default(),
         lost_seen: [0; KIND_COUNT as usize],
         last_warning: None,

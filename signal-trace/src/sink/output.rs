@@ -410,6 +410,8 @@ mod tests {
     fn ignored() -> Record {
         Record::Generate(Generate {
             time: Time(1_700_000_000_123_456_789),
+            host: Default::default(),
+            boot_id: None,
             signal: Cow::Borrowed("SIGTERM"),
             signo: 15,
             code: Cow::Borrowed("SI_USER"),
@@ -503,6 +505,8 @@ mod tests {
     fn text_for_exits_and_failures() {
         let x = Record::Exit(Exit {
             time: Time(5_000_000_000),
+            host: Default::default(),
+            boot_id: None,
             pid: 7,
             comm: Comm::new("app"),
             ns_pid: None,
@@ -532,6 +536,8 @@ mod tests {
         );
         let f = Record::SendFailed(SendFailed {
             time: Time(0),
+            host: Default::default(),
+            boot_id: None,
             syscall: Cow::Borrowed("kill"),
             errno: Cow::Borrowed("EPERM"),
             signal: Some(Cow::Borrowed("SIGTERM")),
@@ -588,6 +594,8 @@ mod tests {
         (only_id.name, only_id.pod, only_id.namespace) = (None, None, None);
         g.sender.container = Some(only_id);
         let d = Record::Deliver(Deliver {
+            host: Label::new(HOSTILE),
+            boot_id: Some(Label::new(HOSTILE)),
             time: Time(0),
             signal: evil(),
             signo: 15,
@@ -610,6 +618,8 @@ mod tests {
             unit: Some(HOSTILE.into()),
         });
         let x = Record::Exit(Exit {
+            host: Label::new(HOSTILE),
+            boot_id: Some(Label::new(HOSTILE)),
             time: Time(5),
             pid: 7,
             comm: hostile_comm,
@@ -631,6 +641,8 @@ mod tests {
             unit: Some(HOSTILE.into()),
         });
         let f = Record::SendFailed(SendFailed {
+            host: Label::new(HOSTILE),
+            boot_id: Some(Label::new(HOSTILE)),
             time: Time(0),
             syscall: evil(),
             errno: evil(),

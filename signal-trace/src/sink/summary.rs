@@ -7,13 +7,16 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::escape::Escaped;
-use crate::event::record::{Comm, Record, Time};
+use crate::event::record::{Comm, Label, Record, Time};
 
 /// One aggregated row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
     /// "generate", "deliver", "exit", "send_failed" or "oom".
     pub event: String,
+    /// The node the records came from (their `host`).
+    #[serde(default)]
+    pub host: Label,
     pub sender_pid: Option<u32>,
     pub sender_comm: Option<Comm>,
     pub target_pid: Option<u32>,
@@ -79,7 +82,7 @@ pub struct Summarizer {
     max_rows: usize,
     start: Option<Time>,
     total: u64,
-    rows: HashMap<Key, u64>,
+    rows: HashMap<(Label, Key), u64>,
 }
 
 impl Summarizer {
@@ -160,7 +163,7 @@ impl Summarizer {
         }
         if let Some(k) = Self::key(r) {
             self.total += 1;
-            *self.rows.entry(k).or_insert(0) += 1;
+            *self.rows.entry((r.host().clone(), k)).or_insert(0) += 1;
         }
         done
     }
@@ -189,22 +192,26 @@ impl Summarizer {
         let mut rows: Vec<Row> = self
             .rows
             .drain()
-            .map(|((event, sp, sc, tp, tc, signal, outcome), count)| Row {
-                event: event.to_string(),
-                sender_pid: sp,
-                sender_comm: sc,
-                target_pid: tp,
-                target_comm: tc,
-                signal,
-                outcome,
-                count,
-            })
+            .map(
+                |((host, (event, sp, sc, tp, tc, signal, outcome)), count)| Row {
+                    event: event.to_string(),
+                    host,
+                    sender_pid: sp,
+                    sender_comm: sc,
+                    target_pid: tp,
+                    target_comm: tc,
+                    signal,
+                    outcome,
+                    count,
+                },
+            )
             .collect();
         rows.sort_by(|a, b| {
             b.count
                 .cmp(&a.count)
                 .then_with(|| a.signal.cmp(&b.signal))
                 .then_with(|| a.target_pid.cmp(&b.target_pid))
+                .then_with(|| a.host.cmp(&b.host))
         });
         let omitted = rows.len().saturating_sub(self.max_rows) as u64;
         rows.truncate(self.max_rows);

@@ -40,13 +40,25 @@ pub struct Trace {
 impl Trace {
     /// Starts `signal-trace --format json ARGS` and waits until its programs are attached.
     pub fn start(args: &[&str]) -> Trace {
+        Trace::start_env(args, &[])
+    }
+
+    /// [`Trace::start`] with environment variables set (a value of `None` removes one).
+    pub fn start_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Trace {
         require_root();
         // A subcommand (explain) comes before the options.
         let (sub, rest) = match args.first() {
             Some(a) if !a.starts_with('-') => (&args[..1], &args[1..]),
             _ => (&args[..0], args),
         };
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let mut child = cmd
             .args(sub)
             .args(["--format", "json"])
             .args(rest)

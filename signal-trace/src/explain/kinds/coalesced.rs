@@ -4,6 +4,7 @@ use super::*;
 
 pub(crate) fn coalesced_finding(a: Agg) -> Finding {
     let p = Proc {
+        node: a.node.clone(),
         pid: a.pid,
         comm: a.comm,
         container: a.container.clone(),

@@ -9,6 +9,8 @@ pub(crate) fn lost_finding(l: &Lost) -> Finding {
         l.time,
         ProcessRef::default(),
     );
+    f.host.clone_from(&l.host);
+    f.boot_id.clone_from(&l.boot_id);
     let e = &l.events;
     let kinds = [
         ("generate", e.generate),

@@ -174,6 +174,8 @@ pub(crate) fn list(ps: &[ProcessRef]) -> String {
 
 pub(crate) fn base(kind: FindingKind, severity: Severity, time: Time, p: &Proc) -> Finding {
     let mut f = Finding::new(kind, severity, time, p.process_ref());
+    f.host.clone_from(&p.node.host);
+    f.boot_id.clone_from(&p.node.boot_id);
     f.container.clone_from(&p.container);
     f.unit.clone_from(&p.unit);
     f.orchestrator = p.orchestrator();
