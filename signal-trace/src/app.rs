@@ -97,7 +97,7 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         &cfg,
         engine,
         args.timeline,
-        out,
+        Box::new(out),
         &from.display().to_string(),
     )?;
     if bad > 0 {

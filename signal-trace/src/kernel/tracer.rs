@@ -21,6 +21,7 @@ use crate::event::record::{Lost, LostByKind, Record};
 use crate::explain::Engine;
 use crate::filter::{kernel_filter, side_bits, userspace_keeps};
 use crate::kernel::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
+use crate::sink::file::Output;
 use crate::sink::metrics::{Metrics, Server};
 use crate::sink::output::Sink;
 use crate::sink::summary::Summarizer;
@@ -569,23 +570,9 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Opens the output: a file (created 0640, appended) or standard output.
-pub fn open_output(cfg: &Config) -> anyhow::Result<Box<dyn Write + Send>> {
-    match &cfg.output {
-        None => Ok(Box::new(io::stdout())),
-        Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let f = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o640)
-                .open(path)
-                .with_context(|| format!("cannot open output file {}", path.display()))?;
-            let out = crate::sink::output::FileOut::new(f)
-                .with_context(|| format!("cannot use output file {}", path.display()))?;
-            Ok(Box::new(out))
-        }
-    }
+/// Opens the output: standard output, or a file checked as [`crate::sink::file`] says.
+pub fn open_output(cfg: &Config) -> anyhow::Result<Output> {
+    Ok(Output::open(cfg)?)
 }
 
 /// How often the container view is rescanned (new containers also arrive at once through the
@@ -778,20 +765,61 @@ impl Containers {
     }
 }
 
-/// SIGINT and SIGTERM handlers, installed before the tracer says it is tracing so that a stop
-/// signal sent from then on always ends it cleanly.
+/// Handlers for every signal that would otherwise end the tracer without draining the ring:
+/// SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM stop it cleanly (the ring is drained
+/// and the totals printed); SIGHUP reopens the output file. They are installed before the
+/// tracer says it is tracing, so a signal sent from then on is always handled. (SIGPIPE stays
+/// ignored, as Rust sets it: a closed pipe is a write error, and a clean stop.)
 pub struct StopSignals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
+    stops: Stops,
+    hup: tokio::signal::unix::Signal,
 }
+
+/// The handlers of [`STOP_SIGNALS`].
+struct Stops(Vec<(i32, tokio::signal::unix::Signal)>);
+
+/// The signals that stop the tracer cleanly.
+const STOP_SIGNALS: [(i32, &str); 6] = [
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGALRM, "SIGALRM"),
+];
 
 impl StopSignals {
     /// Must be called inside the tokio runtime (`rt.enter()`).
     pub fn install() -> anyhow::Result<StopSignals> {
+        let mut stops = Vec::new();
+        for (signo, name) in STOP_SIGNALS {
+            stops.push((
+                signo,
+                signal(SignalKind::from_raw(signo))
+                    .with_context(|| format!("cannot handle {name}"))?,
+            ));
+        }
         Ok(StopSignals {
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            stops: Stops(stops),
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
         })
+    }
+}
+
+impl Stops {
+    /// The next stop signal.
+    async fn next(&mut self) -> i32 {
+        let [a, b, c, d, e, f] = &mut self.0[..] else {
+            unreachable!("one handler per stop signal")
+        };
+        tokio::select! {
+            _ = a.1.recv() => a.0,
+            _ = b.1.recv() => b.0,
+            _ = c.1.recv() => c.0,
+            _ = d.1.recv() => d.0,
+            _ = e.1.recv() => e.0,
+            _ = f.1.recv() => f.0,
+        }
     }
 }
 
@@ -800,7 +828,7 @@ impl StopSignals {
 pub async fn run(
     cfg: Config,
     tracer: Tracer,
-    out: Box<dyn Write + Send>,
+    out: Output,
     consumer: Consumer,
     stops: StopSignals,
     metrics: Option<(Metrics, Server)>,
@@ -823,8 +851,8 @@ pub async fn run(
         unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) }
             .map_err(|e| anyhow!("cannot poll the ring buffer: {e}"))?;
     let StopSignals {
-        int: mut sigint,
-        term: mut sigterm,
+        stops: mut stop_signals,
+        mut hup,
     } = stops;
     let format = cfg.format;
     let color = cfg.color;
@@ -870,8 +898,16 @@ pub async fn run(
                     lp.advance()?;
                     lp.sink.flush()?;
                 }
-                _ = sigint.recv() => return Ok(Stop::Signal),
-                _ = sigterm.recv() => return Ok(Stop::Signal),
+                _ = stop_signals.next() => return Ok(Stop::Signal),
+                _ = hup.recv() => {
+                    // Whatever is buffered goes to the old file (logrotate renamed it), then
+                    // the path is opened anew with the same checks.
+                    drain(ring.get_mut(), &mut lp)?;
+                    lp.sink.flush()?;
+                    if let Err(e) = lp.sink.get_mut().reopen() {
+                        eprintln!("signal-trace: warning: {e}; still writing to the file already open");
+                    }
+                }
                 _ = &mut sleep, if deadline.is_some() => return Ok(Stop::Duration),
             }
             if lp.cfg.count.is_some_and(|n| lp.totals.events >= n) {
