@@ -8,6 +8,11 @@
 //!
 //! - A cgroup seen for the first time is resolved on the spot: the cgroup tree is rescanned and
 //!   the runtime asked, so the first event of a new container already carries its metadata.
+//!   The runtime is asked on a thread of its own ([`Background`]): the caller (the trace loop)
+//!   waits for a fresh query's answer at most [`CacheConfig::answer_wait`], and only while the
+//!   runtime's last query succeeded; otherwise the container is reported by id at once and its
+//!   names are filled in when the answer comes. A runtime that accepts and never answers thus
+//!   costs the event path one such wait, not one per query.
 //!   Cgroup ids are never reused, so an id that a rescan did not find is remembered as unknown
 //!   and not looked for again; after such a fruitless rescan, other unknown ids wait for
 //!   [`CacheConfig::rescan_interval`], which bounds the cost of a storm of them.
@@ -30,11 +35,12 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::event::record::Container;
 use crate::workload::cgroup::{self, ContainerRef, Runtime};
-use crate::workload::containerd::{ContainerSource, RuntimeContainer};
+use crate::workload::containerd::{ContainerSource, RuntimeContainer, RuntimeError};
 
 /// Label with the Kubernetes pod name (set by the CRI plugin).
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
@@ -116,6 +122,9 @@ pub struct CacheConfig {
     pub retry_min: Duration,
     /// Upper bound of that wait.
     pub retry_max: Duration,
+    /// How long a lookup waits for the answer to the query it just sent, while the runtime's
+    /// last query succeeded (never otherwise); the answer is applied whenever it comes.
+    pub answer_wait: Duration,
 }
 
 impl Default for CacheConfig {
@@ -125,6 +134,7 @@ impl Default for CacheConfig {
             rescan_interval: Duration::from_millis(250),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
+            answer_wait: Duration::from_millis(200),
         }
     }
 }
@@ -199,6 +209,63 @@ fn runtime_may_know(cref: &ContainerRef) -> bool {
     matches!(cref.runtime, Runtime::Containerd | Runtime::Kubernetes)
 }
 
+/// One runtime answer: the ids asked and what the runtime said.
+type Answer = (Vec<String>, Result<Vec<RuntimeContainer>, RuntimeError>);
+
+/// The runtime, queried on a thread of its own so that a slow or hung runtime never holds up
+/// the caller: one query at a time, each bounded by the source's own timeout.
+pub struct Background {
+    jobs: mpsc::Sender<Vec<String>>,
+    answers: mpsc::Receiver<Answer>,
+    /// The ids of the query in flight.
+    in_flight: Option<Vec<String>>,
+}
+
+impl Background {
+    /// Starts the thread that runs `source`'s lookups.
+    pub fn start(mut source: Box<dyn ContainerSource>) -> io::Result<Background> {
+        let (jobs, queue) = mpsc::channel::<Vec<String>>();
+        let (reply, answers) = mpsc::channel::<Answer>();
+        std::thread::Builder::new()
+            .name("runtime-lookup".to_owned())
+            .spawn(move || {
+                while let Ok(ids) = queue.recv() {
+                    let result = source.lookup(&ids);
+                    if reply.send((ids, result)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Background {
+            jobs,
+            answers,
+            in_flight: None,
+        })
+    }
+
+    fn submit(&mut self, ids: Vec<String>) -> bool {
+        if self.jobs.send(ids.clone()).is_err() {
+            return false;
+        }
+        self.in_flight = Some(ids);
+        true
+    }
+
+    /// The answer to the query in flight, waiting at most `wait` for it.
+    fn answer(&mut self, wait: Duration) -> Option<Answer> {
+        self.in_flight.as_ref()?;
+        let got = if wait.is_zero() {
+            self.answers.try_recv().ok()
+        } else {
+            self.answers.recv_timeout(wait).ok()
+        };
+        if got.is_some() {
+            self.in_flight = None;
+        }
+        got
+    }
+}
+
 /// What the cache knows about one cgroup.
 #[derive(Clone, Debug)]
 struct Entry {
@@ -228,7 +295,7 @@ pub struct Changes {
 /// Maps cgroup ids to containers, asking the runtime for metadata; see the module docs.
 pub struct ContainerCache {
     cgroups: Box<dyn CgroupSource>,
-    runtime: Option<Box<dyn ContainerSource>>,
+    runtime: Option<Background>,
     clock: Box<dyn Clock>,
     config: CacheConfig,
     entries: HashMap<u64, Entry>,
@@ -245,6 +312,18 @@ pub struct ContainerCache {
     failure_streak: u32,
     /// No runtime query before this instant.
     retry_at: Option<Instant>,
+}
+
+/// Starts the background thread of a runtime source; a source whose thread cannot start is
+/// left out (containers are then named by id only).
+fn background(runtime: Option<Box<dyn ContainerSource>>) -> Option<Background> {
+    runtime.and_then(|r| match Background::start(r) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("signal-trace: warning: cannot start the runtime lookup thread: {e}");
+            None
+        }
+    })
 }
 
 impl ContainerCache {
@@ -268,7 +347,7 @@ impl ContainerCache {
     ) -> ContainerCache {
         ContainerCache {
             cgroups,
-            runtime,
+            runtime: background(runtime),
             clock,
             config,
             entries: HashMap::new(),
@@ -310,8 +389,40 @@ impl ContainerCache {
             self.fruitless_scan_at = Some(now);
             return None;
         }
-        self.enrich(now);
+        self.enrich(now, self.wait());
         self.entries.get(&id)?.container.clone()
+    }
+
+    /// How long a call may wait for a fresh query's answer: only while the runtime is healthy.
+    fn wait(&self) -> Duration {
+        if self.failure_streak == 0 {
+            self.config.answer_wait
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Applies the runtime's answer if it has come, and asks about containers still pending;
+    /// never waits. Returns true when an answer was applied (then [`refresh`](Self::refresh)
+    /// or [`take_updated`](Self::take_updated) report what changed).
+    pub fn poll(&mut self) -> bool {
+        let now = self.clock.now();
+        let applied = self.collect(now, Duration::ZERO);
+        self.enrich(now, Duration::ZERO);
+        applied
+    }
+
+    /// Waits up to `bound` for the query in flight (at start-up, where waiting is fine).
+    pub fn wait_for_runtime(&mut self, bound: Duration) -> bool {
+        let now = self.clock.now();
+        self.collect(now, bound)
+    }
+
+    /// Container cgroups added or changed since last reported, sorted (and now reported).
+    pub fn take_updated(&mut self) -> Vec<u64> {
+        let mut updated: Vec<u64> = self.unreported.drain().collect();
+        updated.sort_unstable();
+        updated
     }
 
     /// The cached answer for `id`, without scanning or asking the runtime.
@@ -330,7 +441,7 @@ impl ContainerCache {
     pub fn refresh(&mut self) -> Result<Changes, ContainersError> {
         let now = self.clock.now();
         let (_, purged) = self.rescan(now)?;
-        self.enrich(now);
+        self.enrich(now, self.wait());
         let mut updated: Vec<u64> = self.unreported.drain().collect();
         updated.sort_unstable();
         Ok(Changes { updated, purged })
@@ -421,14 +532,28 @@ impl ContainerCache {
         Ok((appeared, purged))
     }
 
-    /// Asks the runtime about every pending container (one query), unless it failed recently.
-    fn enrich(&mut self, now: Instant) {
+    /// Applies an answer that has come (waiting at most `wait`); true when one was applied.
+    fn collect(&mut self, now: Instant, wait: Duration) -> bool {
+        let Some((asked, result)) = self.runtime.as_mut().and_then(|r| r.answer(wait)) else {
+            return false;
+        };
+        self.apply(now, &asked, result);
+        true
+    }
+
+    /// Asks the runtime about every pending container (one query in flight at a time), unless
+    /// it failed recently; waits at most `wait` for the answer of a query sent now.
+    fn enrich(&mut self, now: Instant, wait: Duration) {
+        self.collect(now, Duration::ZERO);
         if self.retry_at.is_some_and(|at| now < at) {
             return;
         }
         let Some(runtime) = self.runtime.as_mut() else {
             return;
         };
+        if runtime.in_flight.is_some() {
+            return;
+        }
         let mut wanted: Vec<String> = self
             .entries
             .values()
@@ -440,7 +565,21 @@ impl ContainerCache {
         }
         wanted.sort_unstable();
         wanted.dedup();
-        let known = match runtime.lookup(&wanted) {
+        if !runtime.submit(wanted) {
+            self.apply(now, &[], Err(RuntimeError::WorkerGone));
+            return;
+        }
+        self.collect(now, wait);
+    }
+
+    /// What the runtime said about `asked`.
+    fn apply(
+        &mut self,
+        now: Instant,
+        asked: &[String],
+        result: Result<Vec<RuntimeContainer>, RuntimeError>,
+    ) {
+        let known = match result {
             Ok(known) => known,
             Err(err) => {
                 self.failures += 1;
@@ -460,10 +599,15 @@ impl ContainerCache {
         let by_id: HashMap<&str, &RuntimeContainer> =
             known.iter().map(|c| (c.id.as_str(), c)).collect();
         for (id, entry) in self.entries.iter_mut().filter(|(_, e)| e.pending) {
-            entry.pending = false;
             let Some(cref) = entry.cref.as_ref() else {
+                entry.pending = false;
                 continue;
             };
+            // Containers that appeared while the query was in flight wait for the next one.
+            if !asked.contains(&cref.id) {
+                continue;
+            }
+            entry.pending = false;
             let updated = match by_id.get(cref.id.as_str()) {
                 Some(meta) => Some(container_record(cref, Some(meta))),
                 // A live cgroup that only looks like a plain containerd one, and that
@@ -655,6 +799,19 @@ mod tests {
             cgroups,
             runtime,
             cache,
+        }
+    }
+
+    impl Setup {
+        /// A refresh, then the runtime's answer to the query it sent (which a refresh waits
+        /// for only while the runtime is healthy), with every change it brought.
+        fn settled_refresh(&mut self) -> Changes {
+            let mut changes = self.cache.refresh().expect("refresh");
+            self.cache.wait_for_runtime(Duration::from_secs(5));
+            changes.updated.extend(self.cache.take_updated());
+            changes.updated.sort_unstable();
+            changes.updated.dedup();
+            changes
         }
     }
 
@@ -935,28 +1092,78 @@ mod tests {
 
         // within the backoff nothing is asked
         s.clock.advance(Duration::from_millis(500));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 1);
         // after it, asked again: still down, the wait doubles
         s.clock.advance(Duration::from_millis(600));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 2);
         assert_eq!(s.cache.failures(), 2);
         s.clock.advance(Duration::from_millis(1500));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 2);
 
         // back: the next refresh after the backoff fills in the metadata and reports it
         s.runtime.down.set(false);
         s.clock.advance(Duration::from_millis(600));
-        let changes = s.cache.refresh().expect("refresh");
+        let changes = s.settled_refresh();
         assert_eq!(changes.updated, vec![11]);
         assert_eq!(s.cache.resolve(11), Some(web(ID1)));
         assert_eq!(s.cache.failures(), 2);
         // nothing is pending any more
         s.clock.advance(Duration::from_secs(5));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 3);
+    }
+
+    /// A runtime that takes far longer than the answer wait: containers are reported by id at
+    /// once, the lookup waits once (not once per query), and the names arrive later.
+    #[test]
+    fn a_hung_runtime_costs_one_bounded_wait_and_names_follow() {
+        #[derive(Clone)]
+        struct Slow(FakeRuntime, Duration);
+        impl ContainerSource for Slow {
+            fn lookup(&mut self, ids: &[String]) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+                std::thread::sleep(self.1);
+                self.0.lookup(ids)
+            }
+        }
+        let clock = FakeClock::new();
+        let cgroups = FakeCgroups::default();
+        let runtime = FakeRuntime::default();
+        let config = CacheConfig {
+            answer_wait: Duration::from_millis(50),
+            ..CacheConfig::default()
+        };
+        let mut cache = ContainerCache::with_clock(
+            Box::new(cgroups.clone()),
+            Some(Box::new(Slow(runtime.clone(), Duration::from_millis(800)))),
+            config,
+            Box::new(clock.clone()),
+        );
+        let started = Instant::now();
+        for (cg, id) in [(11, ID1), (12, ID2)] {
+            cgroups.add(cg, &format!("/kubepods/besteffort/pod{UID}/{id}"));
+            runtime.add(id, &web_labels());
+            clock.advance(Duration::from_secs(1));
+            assert_eq!(cache.resolve(cg), Some(bare(id, "kubernetes")));
+        }
+        for _ in 0..100 {
+            cache.poll();
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(400),
+            "one 50 ms wait, not one per query: {took:?}"
+        );
+        // The first answer, then the query for the container that appeared meanwhile.
+        assert!(cache.wait_for_runtime(Duration::from_secs(5)));
+        assert_eq!(cache.resolve(11), Some(web(ID1)));
+        cache.poll();
+        assert!(cache.wait_for_runtime(Duration::from_secs(5)));
+        assert_eq!(cache.resolve(12), Some(web(ID2)));
+        assert_eq!(cache.take_updated(), vec![11, 12]);
+        assert_eq!(cache.failures(), 0);
     }
 
     #[test]
@@ -965,10 +1172,10 @@ mod tests {
         s.runtime.down.set(true);
         s.cgroups
             .add(11, &format!("/system.slice/cri-containerd-{ID1}.scope"));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         for _ in 0..10 {
             s.clock.advance(CacheConfig::default().retry_max);
-            s.cache.refresh().expect("refresh");
+            s.settled_refresh();
         }
         assert_eq!(s.cache.failures(), 11);
     }
@@ -1004,7 +1211,7 @@ mod tests {
         assert_eq!(s.cache.resolve(20), Some(bare(HOST_HEX, "containerd")));
         s.runtime.down.set(false);
         s.clock.advance(Duration::from_secs(2));
-        assert_eq!(s.cache.refresh().expect("refresh").updated, vec![20]);
+        assert_eq!(s.settled_refresh().updated, vec![20]);
         assert_eq!(s.cache.resolve(20), None);
 
         // no runtime configured at all: the parser's word stands
@@ -1024,7 +1231,7 @@ mod tests {
         s.cgroups.remove(21);
         s.runtime.down.set(false);
         s.clock.advance(Duration::from_secs(2));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.cache.resolve(21), Some(bare(ID1, "containerd")));
     }
 
