@@ -44,8 +44,8 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
         None => None,
         Some(addr) => {
             let m = Metrics::new(cfg.metrics_pod_labels);
-            let server = rt
-                .block_on(m.bind(addr))
+            let server = m
+                .bind(addr)
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
             eprintln!(
                 "signal-trace: metrics on http://{}/metrics",

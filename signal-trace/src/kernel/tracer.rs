@@ -128,6 +128,23 @@ impl Tracer {
             None
         };
 
+        // Descriptors: the soft limit up to the hard one (containers often start at 1024:1024
+        // or 1024:524288). The metrics endpoint caps its connections anyway; this leaves room
+        // for cgroup scans and the runtime client whatever the soft default.
+        let mut nofile = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit with a valid struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) == 0
+                && nofile.rlim_cur < nofile.rlim_max
+            {
+                nofile.rlim_cur = nofile.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &nofile);
+            }
+        }
+
         // glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB),
         // after which the multi-megabyte buffers of the BTF parses below would come from the
         // heap, where they may be copied as they grow and stay resident after being freed. A
@@ -478,6 +495,9 @@ impl<W: Write> Loop<W> {
     /// Lets the diagnosis engine conclude what a quiet stream can no longer change, closes a
     /// summary interval that is over, and keeps the container view current.
     fn advance(&mut self) -> io::Result<()> {
+        if let Some(c) = &mut self.containers {
+            c.poll();
+        }
         if self.last_refresh.elapsed() >= CONTAINER_REFRESH {
             self.last_refresh = Instant::now();
             if let Some(c) = &mut self.containers {
@@ -650,6 +670,8 @@ impl Containers {
             if let Err(e) = cache.refresh() {
                 bail!("cannot list containers for the filter: {e}");
             }
+            // At start-up the runtime's first answer is worth waiting for (bounded).
+            cache.wait_for_runtime(runtime::DEFAULT_TIMEOUT + Duration::from_millis(500));
             let (bits, _) = side_bits(cfg.filters.container_side);
             let map = BpfHashMap::try_from(
                 ebpf.take_map("CGROUP_FILTER")
@@ -726,6 +748,18 @@ impl Containers {
 
     pub fn failures(&self) -> u64 {
         self.cache.failures()
+    }
+
+    /// Applies a runtime answer that has come in meanwhile (never waits); containers it named
+    /// are re-evaluated against the filter at once.
+    fn poll(&mut self) {
+        if self.cache.poll() {
+            if let Some(f) = &mut self.filter {
+                for id in self.cache.take_updated() {
+                    f.set(id, f.selects(self.cache.get(id)));
+                }
+            }
+        }
     }
 
     fn lookup(&mut self, id: Option<u64>) -> Option<crate::event::record::Container> {
@@ -833,10 +867,15 @@ pub async fn run(
     stops: StopSignals,
     metrics: Option<(Metrics, Server)>,
 ) -> anyhow::Result<(Stop, Totals)> {
-    let metrics = metrics.map(|(m, server)| {
-        tokio::spawn(server.serve());
-        m
-    });
+    let metrics = match metrics {
+        Some((m, server)) => {
+            server
+                .spawn()
+                .context("cannot start the metrics endpoint's thread")?;
+            Some(m)
+        }
+        None => None,
+    };
     let Tracer {
         _ebpf: ebpf,
         events,
