@@ -56,6 +56,11 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     };
     // Everything privileged is done: programs attached, output open, metrics port bound.
     privilege::drop_all_but(&privilege::keep_after_attach())?;
+    // Then the system calls: only what the loop, the output, the cgroup scans, the runtime
+    // client and the metrics endpoint make (every thread, those already started included).
+    if let Err(e) = privilege::install_seccomp() {
+        eprintln!("signal-trace: warning: {e}; running without it");
+    }
     let events: Vec<_> = cfg.events.iter().map(|e| e.as_str()).collect();
     eprintln!(
         "signal-trace: tracing {} ({} attachments, {} mode); Ctrl-C to stop",

@@ -225,6 +225,12 @@ impl FileOutput {
             path: path.clone(),
             err,
         };
+        // Renamed away meanwhile (by logrotate, before its HUP): a new file is all it takes.
+        if let Err(e) = fs::symlink_metadata(path) {
+            if e.kind() == io::ErrorKind::NotFound {
+                return self.reopen();
+            }
+        }
         let mut last = 0;
         while last < self.opts.keep && fs::symlink_metadata(numbered(path, last + 1)).is_ok() {
             last += 1;
