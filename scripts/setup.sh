@@ -35,11 +35,21 @@ fi
 # 3. protoc: the containerd API client is generated from its protobuf definitions at build time.
 apt_install protobuf-compiler
 
-# 4. What the live tests drive: util-linux (unshare, setpriv), procps, and a running containerd
-#    with the busybox test image (scripts/containerd-up.sh).
+# 4. What the live tests drive: util-linux (unshare, setpriv, nsenter), procps, the inits and
+#    tools tests run in containers, and the engines, each from an empty state every run:
+#    the tests' containerd with the busybox and pause images (scripts/containerd-up.sh), their
+#    dockerd (docker-up.sh) and podman (podman-up.sh); the systemd machine is booted by the
+#    tests that need it (tests/common/systemd.rs) and one left over from a killed run is
+#    powered off here, its root file system built when missing (systemd-up.sh).
 if [ $want_test -eq 1 ]; then
-  apt_install util-linux procps file binutils
-  bash "$(dirname "${BASH_SOURCE[0]}")/containerd-up.sh"
+  apt_install util-linux procps file binutils curl tini dumb-init stress-ng bpftrace \
+    containerd runc busybox-static docker.io podman catatonit systemd-container debootstrap
+  here=$(dirname "${BASH_SOURCE[0]}")
+  bash "$here/containerd-up.sh" --fresh
+  bash "$here/docker-up.sh" --fresh
+  bash "$here/podman-up.sh" --fresh
+  bash "$here/systemd-up.sh" --down
+  bash "$here/systemd-up.sh" --rootfs
   # kubernetes-validate (and PyYAML) check the Kubernetes manifests under deploy/.
   if ! python3 -c 'import kubernetes_validate, yaml' 2>/dev/null; then
     log "installing kubernetes-validate"

@@ -164,6 +164,23 @@ pub struct TraceArgs {
     )]
     pub containerd_socket: PathBuf,
 
+    /// dockerd's socket, for Docker container names, images and Compose projects.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = crate::workload::docker::DEFAULT_SOCKET
+    )]
+    pub docker_socket: PathBuf,
+
+    /// podman's API socket (`podman system service`), for podman container names; asked
+    /// when the socket exists.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = crate::workload::docker::PODMAN_DEFAULT_SOCKET
+    )]
+    pub podman_socket: PathBuf,
+
     /// Serve Prometheus metrics on ADDR (host:port, or a port for localhost).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,

@@ -124,6 +124,8 @@ pub struct Config {
     pub ring_size: u32,
     pub btf: PathBuf,
     pub containerd_socket: PathBuf,
+    pub docker_socket: PathBuf,
+    pub podman_socket: PathBuf,
     pub metrics: Option<std::net::SocketAddr>,
     pub metrics_pod_labels: bool,
 }
@@ -381,6 +383,8 @@ impl Config {
             ring_size,
             btf: a.btf.clone(),
             containerd_socket: a.containerd_socket.clone(),
+            docker_socket: a.docker_socket.clone(),
+            podman_socket: a.podman_socket.clone(),
             metrics,
             metrics_pod_labels: a.metrics_pod_labels,
         })

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ctr::*;
@@ -29,12 +28,12 @@ fn start(tag: &str) -> TestContainer {
 }
 
 fn containerd_up() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/containerd-up.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .status()
-        .expect("run containerd-up.sh");
-    assert!(status.success(), "containerd did not come back");
+    run_script("containerd-up.sh", &[]);
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks.
+    unsafe { libc::kill(pid, 0) == 0 }
 }
 
 #[test]
@@ -43,7 +42,14 @@ fn events_flow_while_containerd_restarts_and_names_come_back() {
     let tag = random_hex(4);
     let first = start(&tag);
     let pid = first.pid();
-    let trace = Trace::start(&["--signal", "USR1", "--events", "generate"]);
+    let trace = Trace::start(&[
+        "--signal",
+        "USR1",
+        "--events",
+        "generate",
+        "--containerd-socket",
+        SOCKET,
+    ]);
     kill(pid, libc::SIGUSR1);
     let g = trace.wait_for("USR1 with containerd up", |v| {
         is(v, "generate") && v["target"]["pid"] == pid
@@ -54,19 +60,13 @@ fn events_flow_while_containerd_restarts_and_names_come_back() {
         "{g}"
     );
 
-    // containerd goes away; the container (its shim and process) lives on.
-    let status = Command::new("pkill")
-        .args(["-x", "containerd"])
-        .status()
-        .expect("pkill");
-    assert!(status.success(), "containerd was running");
+    // The tests' containerd goes away (no other); the container (its shim and process) lives
+    // on.
+    let containerd = containerd_pid();
+    assert!(alive(containerd), "containerd was running");
+    kill(containerd, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Command::new("pgrep")
-        .args(["-x", "containerd"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-    {
+    while alive(containerd) {
         assert!(Instant::now() < deadline, "containerd did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }

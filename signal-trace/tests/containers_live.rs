@@ -46,7 +46,14 @@ fn a_stopped_container_names_its_pod_and_a_sender_outside() {
     let pod = Pod::new();
     let c = pod.start("sleep 1000");
     let init = c.pid();
-    let trace = Trace::start(&["--target-pid", &init.to_string(), "--signal", "TERM"]);
+    let trace = Trace::start(&[
+        "--target-pid",
+        &init.to_string(),
+        "--signal",
+        "TERM",
+        "--containerd-socket",
+        SOCKET,
+    ]);
     ctr(&["task", "kill", &c.id]);
     let g = trace.wait_for("SIGTERM from the runtime", |v| {
         is(v, "generate") && v["target"]["pid"] == init
@@ -73,7 +80,14 @@ fn a_signal_sent_inside_a_container_carries_the_sender_container() {
     let pod = Pod::new();
     let c = pod.start("trap 'echo usr1' USR1; while true; do sleep 1; done");
     let init = c.pid();
-    let trace = Trace::start(&["--container", &c.id[..12], "--signal", "USR1"]);
+    let trace = Trace::start(&[
+        "--container",
+        &c.id[..12],
+        "--signal",
+        "USR1",
+        "--containerd-socket",
+        SOCKET,
+    ]);
     let out = c.exec(&["kill", "-USR1", "1"]);
     assert!(out.status.success(), "{out:?}");
     let g = trace.wait_for("USR1 inside the container", |v| {
@@ -98,7 +112,14 @@ fn pod_and_container_filters_keep_the_pod_and_drop_host_noise() {
         handle: &[libc::SIGUSR1],
         ..Setup::default()
     });
-    let trace = Trace::start(&["--pod", &pod.name, "--events", "generate,exit"]);
+    let trace = Trace::start(&[
+        "--pod",
+        &pod.name,
+        "--events",
+        "generate,exit",
+        "--containerd-socket",
+        SOCKET,
+    ]);
     // Host noise at the same time.
     for _ in 0..5 {
         kill(host.pid, libc::SIGUSR1);
@@ -145,7 +166,14 @@ fn pod_and_container_filters_keep_the_pod_and_drop_host_noise() {
 /// The findings `explain` prints for a pod while `stop` runs.
 fn explain_pod(pod: &Pod, cmd: &str, stop: impl FnOnce(&TestContainer)) -> Vec<serde_json::Value> {
     let c = pod.start(cmd);
-    let live = Trace::start(&["explain", "--pod", &pod.name, "--timeline"]);
+    let live = Trace::start(&[
+        "explain",
+        "--pod",
+        &pod.name,
+        "--timeline",
+        "--containerd-socket",
+        SOCKET,
+    ]);
     // Let the shell start its child.
     std::thread::sleep(Duration::from_millis(500));
     stop(&c);
@@ -228,10 +256,11 @@ fn inspect_finds_a_pod_by_name_and_flags_its_shell_init() {
     let pod = Pod::new();
     let c = pod.start("sleep 1000; echo done");
     let init = c.pid();
-    let out = std::process::Command::new(BIN)
-        .args(["inspect", "--pod", &pod.name, "--format", "json"])
-        .output()
-        .expect("run inspect");
+    // inspect asks containerd's default socket; there, it finds the tests' containerd.
+    let out =
+        with_test_socket_as_default(BIN, &["inspect", "--pod", &pod.name, "--format", "json"])
+            .output()
+            .expect("run inspect");
     assert!(
         out.status.success(),
         "{}",
@@ -250,8 +279,7 @@ fn inspect_finds_a_pod_by_name_and_flags_its_shell_init() {
     );
     assert!(text.contains("init_without_term_handler"), "{text}");
     assert!(text.contains("shell_init_with_children"), "{text}");
-    let missing = std::process::Command::new(BIN)
-        .args(["inspect", "--pod", "no-such-pod-x"])
+    let missing = with_test_socket_as_default(BIN, &["inspect", "--pod", "no-such-pod-x"])
         .output()
         .expect("run");
     assert_eq!(missing.status.code(), Some(1));

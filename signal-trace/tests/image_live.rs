@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::ctr::{
-    cgroup_mounts, cgroup_root, ctr, random_hex, try_ctr, IMAGE as BUSYBOX, NAMESPACE,
+    cgroup_mounts, cgroup_root, ctr, random_hex, try_ctr, IMAGE as BUSYBOX, NAMESPACE, SOCKET,
 };
 use serde_json::Value;
 
@@ -102,6 +102,7 @@ impl Ctr {
     fn pid(&self) -> i32 {
         let (pid, status) = self.task().expect("the task exists");
         assert_eq!(status, "RUNNING", "container {}", self.id);
+        common::ctr::wait_exec(pid);
         pid
     }
 
@@ -334,12 +335,16 @@ fn run_containers(image: &str, dir: &Path, tag: &str) {
         ("/sys/kernel/btf", "rbind:ro"),
         ("/sys/kernel/tracing", "rbind:ro"),
         ("/sys/fs/cgroup", "rbind:rro"),
-        ("/run/containerd/containerd.sock", "bind:ro"),
     ] {
         options.push(format!(
             "--mount=type=bind,src={path},dst={path},options={flags}"
         ));
     }
+    // The tests' containerd, where the tracer looks by default.
+    options.push(format!(
+        "--mount=type=bind,src={SOCKET},dst={},options=bind:ro",
+        signal_trace::workload::containerd::DEFAULT_SOCKET
+    ));
     options.push(format!("--log-uri=file://{}", log_path.display()));
 
     let tracer = Ctr::run(format!("signal-trace-{tag}"), &options, image, &[]);

@@ -1,9 +1,9 @@
 //! The container cache against a real containerd: labelled containers made with `ctr run`,
 //! resolved by the inode of their cgroup v2 directory.
 //!
-//! Needs root and a containerd answering on its default socket with the busybox image
-//! imported (scripts/containerd-up.sh does both). These tests fail, rather than skip, when
-//! that is not so.
+//! Needs root; talks to the tests' own containerd (common::ctr::SOCKET), which
+//! scripts/containerd-up.sh starts with the busybox image imported (the tests run it when that
+//! containerd does not answer). These tests fail, rather than skip, when that is not so.
 
 mod common;
 
@@ -14,16 +14,14 @@ use std::time::{Duration, Instant};
 
 use common::ctr::*;
 use signal_trace::event::record::Container;
-use signal_trace::workload::containerd::{
-    ContainerSource, Containerd, DEFAULT_SOCKET, DEFAULT_TIMEOUT,
-};
+use signal_trace::workload::containerd::{ContainerSource, Containerd, DEFAULT_TIMEOUT};
 use signal_trace::workload::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
 
 fn cache_for(socket: &Path, config: CacheConfig) -> ContainerCache {
     let client = Containerd::new(socket, DEFAULT_TIMEOUT).expect("start client");
     ContainerCache::new(
         Box::new(CgroupMount::new(cgroup_root())),
-        Some(Box::new(client)),
+        vec![Box::new(client)],
         config,
     )
 }
@@ -37,7 +35,7 @@ fn labelled_container_through_its_life() {
     let name = format!("app-{tag}");
     let uid = random_uuid();
 
-    let mut cache = cache_for(Path::new(DEFAULT_SOCKET), CacheConfig::default());
+    let mut cache = cache_for(Path::new(SOCKET), CacheConfig::default());
     cache.refresh().expect("first scan");
 
     // A container that starts after the cache was filled is resolved on first sight.
@@ -56,6 +54,8 @@ fn labelled_container_through_its_life() {
         name: Some(name.clone()),
         pod: Some(pod.clone()),
         namespace: Some(namespace.clone()),
+        image: Some(IMAGE.to_owned()),
+        ..Container::default()
     };
     let started = Instant::now();
     let got = cache.resolve(id);
@@ -77,7 +77,7 @@ fn labelled_container_through_its_life() {
     // Dead and gone: SIGKILL, task and container deleted, cgroup directories removed.
     container.remove();
     assert!(!container.dir.exists(), "cgroup directory left behind");
-    let mut client = Containerd::new(DEFAULT_SOCKET, DEFAULT_TIMEOUT).expect("start client");
+    let mut client = Containerd::new(SOCKET, DEFAULT_TIMEOUT).expect("start client");
     assert!(
         client
             .lookup(std::slice::from_ref(&container.id))
@@ -90,7 +90,7 @@ fn labelled_container_through_its_life() {
     // Retained: its last events are still attributed.
     assert_eq!(cache.resolve(id).as_ref(), Some(&want));
     // A cache that never saw it cannot tell.
-    let mut fresh = cache_for(Path::new(DEFAULT_SOCKET), CacheConfig::default());
+    let mut fresh = cache_for(Path::new(SOCKET), CacheConfig::default());
     assert_eq!(fresh.resolve(id), None);
 
     // Filters find it by id prefix, name, pod and namespace, and nothing else with them.
@@ -122,7 +122,7 @@ fn plain_containerd_paths_need_the_runtimes_word() {
     fs::create_dir_all(&lookalike).expect("create lookalike cgroup");
     let lookalike_id = fs::metadata(&lookalike).expect("stat").ino();
 
-    let mut cache = cache_for(Path::new(DEFAULT_SOCKET), CacheConfig::default());
+    let mut cache = cache_for(Path::new(SOCKET), CacheConfig::default());
     let resolved = cache.resolve(container.cgroup_id());
     let host = cache.resolve(lookalike_id);
     let _ = fs::remove_dir(&lookalike);
@@ -134,8 +134,8 @@ fn plain_containerd_paths_need_the_runtimes_word() {
             id: container.id.clone(),
             runtime: "containerd".to_owned(),
             name: Some(name.clone()),
-            pod: None,
-            namespace: None,
+            image: Some(IMAGE.to_owned()),
+            ..Container::default()
         })
     );
     assert_eq!(host, None, "a host cgroup was taken for a container");
@@ -184,7 +184,7 @@ fn runtime_unreachable_then_back() {
 
     // containerd appears at that path: the next refresh after the backoff asks again (without
     // waiting: the last query failed), and the answer fills in the pod when it comes.
-    std::os::unix::fs::symlink(DEFAULT_SOCKET, &socket).expect("link socket");
+    std::os::unix::fs::symlink(SOCKET, &socket).expect("link socket");
     std::thread::sleep(Duration::from_millis(150));
     let mut updated = cache.refresh().expect("rescan").updated;
     assert!(

@@ -70,6 +70,7 @@ fn sender(t: &wire::Task) -> Sender {
         uid: t.uid,
         cgroup_id: t.cgroup_id,
         container: None,
+        unit: None,
     }
 }
 
@@ -117,6 +118,7 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                     handler: full.then(|| handler_text(e.handler).into_owned()),
                     blocked: full.then_some(e.flags & wire::FLAG_BLOCKED != 0),
                     container: None,
+                    unit: None,
                 },
             })
         }
@@ -143,6 +145,7 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                 sender_pid: (full && from_process && e.si_pid > 0).then_some(e.si_pid as u32),
                 latency_ns: None,
                 container: None,
+                unit: None,
             })
         }
         wire::KIND_EXIT => {
@@ -160,6 +163,7 @@ pub fn decode(e: &Event, clock: &Clock) -> Result<Record, DecodeError> {
                 status: e.status,
                 killed_by: None,
                 container: None,
+                unit: None,
             })
         }
         wire::KIND_SEND_FAILED => {

@@ -160,6 +160,7 @@ mod tests {
                 uid: 0,
                 cgroup_id: 1,
                 container: None,
+                unit: None,
             },
             target: Target {
                 pid: Some(pid),
@@ -186,6 +187,7 @@ mod tests {
             sender_pid: None,
             latency_ns: None,
             container: None,
+            unit: None,
         })
     }
 
@@ -204,6 +206,7 @@ mod tests {
             status,
             killed_by: None,
             container: None,
+            unit: None,
         })
     }
 

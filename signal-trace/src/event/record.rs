@@ -186,7 +186,7 @@ impl Disposition {
 /// The container a process runs in, from its cgroup and the container runtime.
 /// OpenTelemetry names: `id` is container.id, `runtime` container.runtime, `name`
 /// k8s.container.name (or container.name outside Kubernetes), `pod` k8s.pod.name, `namespace`
-/// k8s.namespace.name.
+/// k8s.namespace.name, `image` container.image.name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
     pub id: String,
@@ -197,6 +197,24 @@ pub struct Container {
     pub pod: Option<String>,
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The image it was created from, as the runtime names it.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The Docker Compose project and service it belongs to (`com.docker.compose.*` labels).
+    #[serde(default)]
+    pub compose: Option<Compose>,
+    /// What the orchestrator is configured to allow between the stop signal and SIGKILL, in
+    /// seconds, when the runtime says (Kubernetes: the pod's terminationGracePeriodSeconds,
+    /// from the kubelet's `io.kubernetes.pod.terminationGracePeriod` annotation).
+    #[serde(default)]
+    pub grace_period_s: Option<u64>,
+}
+
+/// A Docker Compose project and service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compose {
+    pub project: String,
+    pub service: String,
 }
 
 /// The task that caused a signal.
@@ -210,6 +228,9 @@ pub struct Sender {
     /// Null when the sender is not in a container.
     #[serde(default)]
     pub container: Option<Container>,
+    /// The systemd unit it runs in (`nginx.service`, `session-3.scope`), from its cgroup.
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 /// The task a signal was generated for.
@@ -229,6 +250,9 @@ pub struct Target {
     /// Null when the target is not in a container.
     #[serde(default)]
     pub container: Option<Container>,
+    /// The systemd unit it runs in, from its cgroup.
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +296,9 @@ pub struct Deliver {
     pub latency_ns: Option<u64>,
     #[serde(default)]
     pub container: Option<Container>,
+    /// The receiver's systemd unit, from its cgroup.
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 /// Who sent the signal a process died of.
@@ -305,6 +332,9 @@ pub struct Exit {
     pub killed_by: Option<KilledBy>,
     #[serde(default)]
     pub container: Option<Container>,
+    /// Its systemd unit, from its cgroup.
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 /// The kernel's OOM killer chose a victim (`oom:mark_victim`); its SIGKILL follows.
@@ -357,6 +387,10 @@ pub struct LostByKind {
 }
 
 /// One NDJSON record; `event` names the variant.
+///
+/// `generate`, the largest variant (two containers and units), is also by far the most common
+/// one: boxing it would add an allocation to nearly every event to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Record {

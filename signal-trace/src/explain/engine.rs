@@ -112,6 +112,7 @@ impl Engine {
                 pid: g.sender.pid,
                 comm: g.sender.comm,
             },
+            sender_unit: g.sender.unit.clone(),
             result: g.result,
             reason: g.reason,
             disposition: g.target.disposition,
@@ -124,6 +125,7 @@ impl Engine {
             g.target.ns_pid,
             g.target.cgroup_id,
             &g.target.container,
+            &g.target.unit,
         );
         if g.sender.pid != pid {
             p.remember(Received {
@@ -166,7 +168,7 @@ impl Engine {
             return;
         }
         let p = self.proc_mut(pid, d.time);
-        p.observe(d.comm, d.ns_pid, d.cgroup_id, &d.container);
+        p.observe(d.comm, d.ns_pid, d.cgroup_id, &d.container, &d.unit);
         let handled = d.handler.starts_with("0x")
             && p.term_handled.is_none()
             && p.term.as_ref().is_some_and(|t| t.signo == d.signo);
@@ -224,7 +226,7 @@ impl Engine {
             .procs
             .remove(&x.pid)
             .unwrap_or_else(|| Proc::new(x.pid));
-        p.observe(x.comm, x.ns_pid, x.cgroup_id, &x.container);
+        p.observe(x.comm, x.ns_pid, x.cgroup_id, &x.container, &x.unit);
         p.last_seen = x.time;
         let ev = Evidence {
             time: x.time,
@@ -525,6 +527,7 @@ impl Engine {
                         event: TimelineTag,
                         process: p.process_ref(),
                         container: p.container.clone(),
+                        unit: p.unit.clone(),
                         steps: Vec::new(),
                     },
                 );
@@ -587,6 +590,9 @@ impl Engine {
         let offset_ns = t.steps.first().map(|s| time.since(s.time)).unwrap_or(0);
         if t.container.is_none() {
             t.container.clone_from(&p.container);
+        }
+        if t.unit.is_none() {
+            t.unit.clone_from(&p.unit);
         }
         t.steps.push(Step {
             time,

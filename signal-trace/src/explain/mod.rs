@@ -19,7 +19,8 @@
 //! Layout: [`model`] holds what a finding and a timeline are (the NDJSON contract); `state`
 //! what is known of each process between records; `engine` the state machine that decides
 //! when a finding is due; `kinds/` one file per finding kind, with its evidence, text and
-//! remedy; [`render`] the text for people. A new kind is a file in `kinds/`, a variant of
+//! remedy; `remedy/` the remedy texts, one file per orchestrator (Kubernetes, Docker and
+//! podman, systemd, and a generic one); [`render`] the text for people. A new kind is a file in `kinds/`, a variant of
 //! [`FindingKind`], and the call from the engine that raises it.
 
 use std::borrow::Cow;
@@ -37,6 +38,7 @@ use crate::event::record::*;
 mod engine;
 mod kinds;
 pub mod model;
+mod remedy;
 pub mod render;
 mod state;
 
@@ -44,6 +46,7 @@ pub use engine::Engine;
 pub use kinds::duration;
 use kinds::*;
 pub use model::*;
+use remedy::{remedy, Situation};
 pub use render::{render_text, render_timeline};
 use state::*;
 

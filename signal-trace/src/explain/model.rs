@@ -118,6 +118,34 @@ pub enum TermResult {
     Delivered,
 }
 
+/// Who stops the workload a finding is about, and so whose knobs its remedy names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Orchestrator {
+    /// A container of a Kubernetes pod (the kubelet, through the CRI).
+    Kubernetes,
+    /// A Docker container (dockerd).
+    Docker,
+    /// A podman container.
+    Podman,
+    /// A containerd container outside Kubernetes (ctr, nerdctl).
+    Containerd,
+    /// A systemd unit, stopped by its manager (PID 1 or `systemd --user`).
+    Systemd,
+}
+
+impl Orchestrator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Orchestrator::Kubernetes => "kubernetes",
+            Orchestrator::Docker => "docker",
+            Orchestrator::Podman => "podman",
+            Orchestrator::Containerd => "containerd",
+            Orchestrator::Systemd => "systemd",
+        }
+    }
+}
+
 /// A process as findings name it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessRef {
@@ -155,6 +183,13 @@ pub struct Finding {
     pub summary: String,
     pub process: ProcessRef,
     pub container: Option<Container>,
+    /// The systemd unit of the process, when its cgroup is a unit's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Who stops this workload: from the container's runtime and labels, or a unit signalled
+    /// by its systemd; null when neither says.
+    #[serde(default)]
+    pub orchestrator: Option<Orchestrator>,
     pub evidence: Vec<Evidence>,
     pub remedy: String,
     /// The signal the finding is about.
@@ -236,6 +271,8 @@ impl Finding {
             summary: String::new(),
             process,
             container: None,
+            unit: None,
+            orchestrator: None,
             evidence: Vec::new(),
             remedy: String::new(),
             signal: None,
@@ -309,5 +346,8 @@ pub struct Timeline {
     /// The process the story started with (the first one signalled).
     pub process: ProcessRef,
     pub container: Option<Container>,
+    /// The systemd unit of the process, when its cgroup is a unit's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     pub steps: Vec<Step>,
 }

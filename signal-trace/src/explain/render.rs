@@ -21,6 +21,11 @@ pub fn render_text(f: &Finding) -> String {
     }
     if let Some(c) = &f.container {
         let _ = write!(s, " in {}", container_text(c));
+    } else if let Some(u) = &f.unit {
+        let _ = write!(s, " in unit {u}");
+    }
+    if let Some(o) = f.orchestrator {
+        let _ = write!(s, " (stopped by {})", o.as_str());
     }
     s.push('\n');
     let _ = writeln!(s, "  {}", f.summary);
@@ -56,6 +61,9 @@ pub fn render_timeline(t: &Timeline) -> String {
         "shutdown of {}",
         who(t.process.comm, t.process.pid, t.process.ns_pid)
     );
+    if let Some(u) = t.unit.as_ref().filter(|_| t.container.is_none()) {
+        let _ = write!(s, " in unit {u}");
+    }
     if let Some(c) = &t.container {
         let _ = write!(s, " in {}", container_text(c));
     }

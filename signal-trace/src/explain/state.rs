@@ -10,6 +10,8 @@ pub(crate) struct Sig {
     pub(crate) code: String,
     pub(crate) si_code: i32,
     pub(crate) sender: Peer,
+    /// The sender's systemd unit (`init.scope` for a manager that is PID 1).
+    pub(crate) sender_unit: Option<String>,
     pub(crate) result: Outcome,
     pub(crate) reason: Option<IgnoreReason>,
     pub(crate) disposition: Option<Disposition>,
@@ -56,6 +58,7 @@ pub(crate) struct Proc {
     pub(crate) ns_pid: Option<u32>,
     pub(crate) cgroup_id: Option<u64>,
     pub(crate) container: Option<Container>,
+    pub(crate) unit: Option<String>,
     pub(crate) last_seen: Time,
     /// The first shutdown signal (TERM, INT, HUP, QUIT) of the current story.
     pub(crate) term: Option<Sig>,
@@ -83,13 +86,14 @@ impl Proc {
     }
 
     /// Takes what a record says about the process: its comm, and what it knows of its PID
-    /// namespace, cgroup and container (kept when the record does not know them).
+    /// namespace, cgroup, container and unit (kept when the record does not know them).
     pub(crate) fn observe(
         &mut self,
         comm: Comm,
         ns_pid: Option<u32>,
         cgroup_id: Option<u64>,
         container: &Option<Container>,
+        unit: &Option<String>,
     ) {
         self.comm = comm;
         self.ns_pid = ns_pid.or(self.ns_pid);
@@ -97,6 +101,32 @@ impl Proc {
         if container.is_some() {
             self.container.clone_from(container);
         }
+        if unit.is_some() {
+            self.unit.clone_from(unit);
+        }
+    }
+
+    /// Who stops this process's workload: a container's runtime (Kubernetes when the kubelet
+    /// made it), or systemd when the process is in a unit and its shutdown signal came from a
+    /// service manager (the manager's own cgroup is `init.scope`, for PID 1 of the host or of
+    /// a container, or `user@UID.service` for `systemd --user`). A process in a unit that
+    /// someone else signalled (a `kill` from a login session) has no orchestrator.
+    pub(crate) fn orchestrator(&self) -> Option<Orchestrator> {
+        if let Some(c) = &self.container {
+            return Some(match c.runtime.as_str() {
+                _ if c.pod.is_some() => Orchestrator::Kubernetes,
+                "kubernetes" | "cri-o" => Orchestrator::Kubernetes,
+                "docker" => Orchestrator::Docker,
+                "podman" => Orchestrator::Podman,
+                _ => Orchestrator::Containerd,
+            });
+        }
+        self.unit.as_ref()?;
+        let by_manager = [self.term.as_ref(), self.kill.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|s| s.sender_unit.as_deref().is_some_and(is_manager_unit));
+        by_manager.then_some(Orchestrator::Systemd)
     }
 
     pub(crate) fn process_ref(&self) -> ProcessRef {
@@ -135,6 +165,11 @@ impl Proc {
         }
         self.received.push_back(r);
     }
+}
+
+/// The cgroup of a systemd manager: PID 1's `init.scope`, or a user manager's unit.
+pub(crate) fn is_manager_unit(unit: &str) -> bool {
+    unit == "init.scope" || (unit.starts_with("user@") && unit.ends_with(".service"))
 }
 
 /// Which processes belong together: a container, or failing that a (non-root) cgroup.

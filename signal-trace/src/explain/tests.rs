@@ -536,6 +536,7 @@ fn state_stays_bounded() {
                 status: 15,
                 killed_by: None,
                 container: None,
+                unit: None,
             };
             assert_eq!(e.push(&Record::Exit(x)).len(), 1);
         }
@@ -546,4 +547,193 @@ fn state_stays_bounded() {
     assert!(e.dues.len() <= 3 * MAX_DEAD);
     e.finish();
     assert!(e.dead.is_empty() && e.dues.is_empty());
+}
+
+/// The records of a fixture with the target's container and unit (on every record about the
+/// target) and the sender's unit replaced.
+fn placed(
+    ndjson: &str,
+    container: Option<Container>,
+    unit: Option<&str>,
+    sender_unit: Option<&str>,
+) -> Vec<Record> {
+    let unit = unit.map(str::to_owned);
+    let mut records = load(ndjson);
+    for r in &mut records {
+        match r {
+            Record::Generate(g) => {
+                g.target.container.clone_from(&container);
+                g.target.unit.clone_from(&unit);
+                g.sender.unit = sender_unit.map(str::to_owned);
+            }
+            Record::Deliver(d) => {
+                d.container.clone_from(&container);
+                d.unit.clone_from(&unit);
+            }
+            Record::Exit(x) => {
+                x.container.clone_from(&container);
+                x.unit.clone_from(&unit);
+            }
+            _ => {}
+        }
+    }
+    records
+}
+
+fn docker_web() -> Container {
+    Container {
+        id: "5e5e56284716d1377022e5040c601c82fe47ba6c05cb30340ae0c210a52ec9bb".into(),
+        runtime: "docker".into(),
+        name: Some("shop-web-1".into()),
+        image: Some("busybox".into()),
+        compose: Some(Compose {
+            project: "shop".into(),
+            service: "web".into(),
+        }),
+        ..Container::default()
+    }
+}
+
+#[test]
+fn a_docker_container_gets_dockers_knobs() {
+    let fs = explain_all(&placed(INIT_IGNORED, Some(docker_web()), None, None));
+    for f in &fs {
+        assert_eq!(f.orchestrator, Some(Orchestrator::Docker), "{f:?}");
+        assert!(
+            f.summary
+                .contains("Docker container shop-web-1 (Compose service web of project shop"),
+            "{}",
+            f.summary
+        );
+        assert!(f.remedy.contains("docker run --init"), "{}", f.remedy);
+        assert!(f.remedy.contains("init: true"), "{}", f.remedy);
+        assert!(f.remedy.contains("STOPSIGNAL"), "{}", f.remedy);
+        assert!(
+            !f.remedy.contains("terminationGracePeriodSeconds"),
+            "{}",
+            f.remedy
+        );
+        assert!(!f.remedy.contains("TimeoutStopSec"), "{}", f.remedy);
+    }
+    // a handled SIGTERM that ran out of time: the stop timeout's knobs
+    let fs = explain_all(&placed(GRACE, Some(docker_web()), None, None));
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert!(g.remedy.contains("--stop-timeout"), "{}", g.remedy);
+    assert!(g.remedy.contains("stop_grace_period"), "{}", g.remedy);
+    assert!(g.remedy.contains("10 s by default"), "{}", g.remedy);
+    // podman: the same knobs under its own name
+    let podman = Container {
+        runtime: "podman".into(),
+        compose: None,
+        ..docker_web()
+    };
+    let fs = explain_all(&placed(INIT_IGNORED, Some(podman), None, None));
+    let f = one(&fs, FindingKind::InitIgnored);
+    assert_eq!(f.orchestrator, Some(Orchestrator::Podman));
+    assert!(f.remedy.contains("podman run --init"), "{}", f.remedy);
+}
+
+#[test]
+fn a_pod_gets_kubernetes_knobs_and_its_configured_grace() {
+    let pod = Container {
+        id: "3ab1c5843010d1377022e5040c601c82fe47ba6c05cb30340ae0c210a52ec9bb".into(),
+        runtime: "containerd".into(),
+        name: Some("app".into()),
+        pod: Some("web-0".into()),
+        namespace: Some("shop".into()),
+        grace_period_s: Some(2),
+        ..Container::default()
+    };
+    let fs = explain_all(&placed(INIT_IGNORED, Some(pod.clone()), None, None));
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert_eq!(g.orchestrator, Some(Orchestrator::Kubernetes));
+    assert!(
+        g.summary
+            .ends_with("(SIGKILL 2.0 s after SIGTERM; the pod allows 2 s)"),
+        "{}",
+        g.summary
+    );
+    assert!(
+        g.summary.contains("container app of pod shop/web-0"),
+        "{}",
+        g.summary
+    );
+    let i = one(&fs, FindingKind::InitIgnored);
+    for text in [&g.remedy, &i.remedy] {
+        assert!(text.contains("terminationGracePeriodSeconds"), "{text}");
+        assert!(text.contains("preStop"), "{text}");
+        assert!(text.contains("tini"), "{text}");
+        assert!(!text.contains("docker run"), "{text}");
+    }
+    // handled but too slow: measured next to configured
+    let fs = explain_all(&placed(GRACE, Some(pod), None, None));
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert!(g.remedy.contains("the pod allows 2 s"), "{}", g.remedy);
+    // a kubepods cgroup whose runtime did not answer is still Kubernetes
+    let bare = Container {
+        id: "3ab1c5843010".into(),
+        runtime: "kubernetes".into(),
+        ..Container::default()
+    };
+    let fs = explain_all(&placed(INIT_IGNORED, Some(bare), None, None));
+    assert!(fs
+        .iter()
+        .all(|f| f.orchestrator == Some(Orchestrator::Kubernetes)));
+}
+
+#[test]
+fn a_unit_stopped_by_systemd_gets_systemd_knobs() {
+    let fs = explain_all(&placed(
+        INIT_IGNORED,
+        None,
+        Some("stubborn.service"),
+        Some("init.scope"),
+    ));
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert_eq!(g.orchestrator, Some(Orchestrator::Systemd));
+    assert_eq!(g.unit.as_deref(), Some("stubborn.service"));
+    assert_eq!(g.container, None);
+    assert!(
+        g.summary.contains("in unit stubborn.service"),
+        "{}",
+        g.summary
+    );
+    for knob in [
+        "TimeoutStopSec=",
+        "KillMode=mixed",
+        "KillSignal=",
+        "ExecStop=",
+    ] {
+        assert!(g.remedy.contains(knob), "{knob}: {}", g.remedy);
+    }
+    assert!(g.remedy.contains("stubborn.service"), "{}", g.remedy);
+    // a user manager counts as well
+    let fs = explain_all(&placed(
+        GRACE,
+        None,
+        Some("app.service"),
+        Some("user@1000.service"),
+    ));
+    assert_eq!(
+        one(&fs, FindingKind::GraceExceeded).orchestrator,
+        Some(Orchestrator::Systemd)
+    );
+    // the same process in a unit, signalled from a login session: nobody's stop policy
+    let fs = explain_all(&placed(
+        INIT_IGNORED,
+        None,
+        Some("stubborn.service"),
+        Some("session-3.scope"),
+    ));
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert_eq!(g.orchestrator, None);
+    assert_eq!(g.unit.as_deref(), Some("stubborn.service"));
+    assert!(!g.remedy.contains("KillMode"), "{}", g.remedy);
+    // and without any workload: null
+    let fs = explain_all(&load(INIT_IGNORED));
+    assert!(fs
+        .iter()
+        .all(|f| f.orchestrator.is_none() && f.unit.is_none()));
+    let json = serde_json::to_value(&fs[0]).expect("json");
+    assert!(json["orchestrator"].is_null(), "always present: {json}");
 }

@@ -214,9 +214,7 @@ pub fn analyze(snap: &Snapshot) -> ProcessReport {
             container: Container {
                 id: c.id,
                 runtime: c.runtime.as_str().to_owned(),
-                name: None,
-                pod: None,
-                namespace: None,
+                ..Container::default()
             },
             pod_uid: c.pod_uid,
             qos: c.qos,

@@ -1014,6 +1014,7 @@ fn pod_names_select_their_containers_by_label() {
                 .into()
             })
             .unwrap_or_default(),
+        ..RuntimeContainer::default()
     };
     let all = [
         c("a1", Some("web-0")),

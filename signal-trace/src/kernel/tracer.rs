@@ -28,6 +28,7 @@ use crate::sink::summary::Summarizer;
 use crate::workload::cgroup;
 use crate::workload::containerd::{self as runtime, Containerd};
 use crate::workload::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
+use crate::workload::docker;
 
 /// The compiled kernel programs (built by build.rs with aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/signal-trace"));
@@ -652,16 +653,25 @@ impl Containers {
             warnings.push("no cgroup v2 hierarchy is mounted: records carry no container".into());
             return Ok(None);
         };
-        let runtime = match Containerd::new(&cfg.containerd_socket, runtime::DEFAULT_TIMEOUT) {
-            Ok(r) => Some(Box::new(r) as Box<dyn runtime::ContainerSource>),
-            Err(e) => {
-                warnings.push(format!("{e}; containers are named by id only"));
-                None
+        let mut runtimes: Vec<Box<dyn runtime::ContainerSource>> = Vec::new();
+        match Containerd::new(&cfg.containerd_socket, runtime::DEFAULT_TIMEOUT) {
+            Ok(r) => runtimes.push(Box::new(r)),
+            Err(e) => warnings.push(format!("{e}; containerd containers are named by id only")),
+        }
+        let mut engines = vec![(docker::Engine::Docker, &cfg.docker_socket)];
+        // podman's API service is socket-activated or started by hand: asked only when there.
+        if cfg.podman_socket.exists() {
+            engines.push((docker::Engine::Podman, &cfg.podman_socket));
+        }
+        for (engine, socket) in engines {
+            match docker::DockerApi::new(engine, socket, docker::DEFAULT_TIMEOUT) {
+                Ok(r) => runtimes.push(Box::new(r)),
+                Err(e) => warnings.push(format!("{e}; {engine:?} containers are named by id only")),
             }
-        };
+        }
         let mut cache = ContainerCache::new(
             Box::new(CgroupMount::new(root)),
-            runtime,
+            runtimes,
             CacheConfig::default(),
         );
         let filter = if cfg.filters.containers.is_empty() {
@@ -762,21 +772,33 @@ impl Containers {
         }
     }
 
-    fn lookup(&mut self, id: Option<u64>) -> Option<crate::event::record::Container> {
-        id.filter(|&i| i != 0).and_then(|i| self.cache.resolve(i))
+    /// The container and the systemd unit of cgroup `id`.
+    fn lookup(
+        &mut self,
+        id: Option<u64>,
+    ) -> (Option<crate::event::record::Container>, Option<String>) {
+        let Some(id) = id.filter(|&i| i != 0) else {
+            return (None, None);
+        };
+        let container = self.cache.resolve(id);
+        (container, self.cache.unit(id).map(str::to_owned))
     }
 
-    /// Fills in the container of every side of a record.
+    /// Fills in the container and unit of every side of a record.
     fn enrich(&mut self, rec: &mut Record) {
         match rec {
             Record::Generate(g) => {
-                g.sender.container = self.lookup(Some(g.sender.cgroup_id));
-                g.target.container = self.lookup(g.target.cgroup_id);
+                (g.sender.container, g.sender.unit) = self.lookup(Some(g.sender.cgroup_id));
+                (g.target.container, g.target.unit) = self.lookup(g.target.cgroup_id);
             }
-            Record::Deliver(d) => d.container = self.lookup(d.cgroup_id),
-            Record::Exit(x) => x.container = self.lookup(x.cgroup_id),
-            Record::SendFailed(s) => s.sender.container = self.lookup(Some(s.sender.cgroup_id)),
-            Record::Oom(o) => o.trigger.container = self.lookup(Some(o.trigger.cgroup_id)),
+            Record::Deliver(d) => (d.container, d.unit) = self.lookup(d.cgroup_id),
+            Record::Exit(x) => (x.container, x.unit) = self.lookup(x.cgroup_id),
+            Record::SendFailed(s) => {
+                (s.sender.container, s.sender.unit) = self.lookup(Some(s.sender.cgroup_id));
+            }
+            Record::Oom(o) => {
+                (o.trigger.container, o.trigger.unit) = self.lookup(Some(o.trigger.cgroup_id));
+            }
             Record::Lost(_) => {}
         }
     }

@@ -176,6 +176,15 @@ pub fn where_text(c: Option<&Container>) -> String {
     }
 }
 
+/// Where a process runs: its container (see [`where_text`]), or else its systemd unit.
+pub fn place_text(c: Option<&Container>, unit: Option<&str>) -> String {
+    match (c, unit) {
+        (Some(_), _) => where_text(c),
+        (None, Some(u)) => format!(" {u}"),
+        (None, None) => String::new(),
+    }
+}
+
 fn latency(ns: u64) -> String {
     match ns {
         0..=999 => format!("{ns}ns"),
@@ -195,9 +204,15 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
             if let Some(ns) = g.target.ns_pid.filter(|&n| Some(n) != g.target.pid) {
                 let _ = write!(target, "[ns {ns}]");
             }
-            target.push_str(&where_text(g.target.container.as_ref()));
+            target.push_str(&place_text(
+                g.target.container.as_ref(),
+                g.target.unit.as_deref(),
+            ));
             let mut sender = who(&g.sender.comm, Some(g.sender.pid), g.sender.tid);
-            sender.push_str(&where_text(g.sender.container.as_ref()));
+            sender.push_str(&place_text(
+                g.sender.container.as_ref(),
+                g.sender.unit.as_deref(),
+            ));
             let _ = write!(
                 out,
                 "{:<8} {:>24} → {:<28} {:<10} {:<11} ",
@@ -236,7 +251,7 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "{:<8} {:>24}   {:<28} {:<10} {:<11} ",
                 "deliver",
                 "",
-                who(&d.comm, d.pid, d.tid) + &where_text(d.container.as_ref()),
+                who(&d.comm, d.pid, d.tid) + &place_text(d.container.as_ref(), d.unit.as_deref()),
                 d.signal,
                 d.code
             );
@@ -261,7 +276,8 @@ pub fn text_line(out: &mut String, r: &Record, color: bool) {
                 "{:<8} {:>24}   {:<28} ",
                 "exit",
                 "",
-                who(&x.comm, Some(x.pid), x.pid) + &where_text(x.container.as_ref())
+                who(&x.comm, Some(x.pid), x.pid)
+                    + &place_text(x.container.as_ref(), x.unit.as_deref())
             );
             match &x.signal {
                 Some(sig) => {
@@ -363,6 +379,7 @@ mod tests {
                 uid: 0,
                 cgroup_id: 1,
                 container: None,
+                unit: None,
             },
             target: Target {
                 pid: Some(20),
@@ -374,6 +391,7 @@ mod tests {
                 handler: Some("default".into()),
                 blocked: Some(false),
                 container: None,
+                unit: None,
             },
         })
     }
@@ -410,6 +428,26 @@ mod tests {
             line.ends_with("IGNORED: PID-namespace init with default handler"),
             "{line}"
         );
+        // a unit or a container beside the comm, on one line
+        let Record::Generate(mut g) = ignored() else {
+            unreachable!()
+        };
+        g.sender.unit = Some("cron.service".into());
+        g.target.unit = Some("nginx.service".into());
+        g.target.container = Some(Container {
+            id: "5e5e56284716d1377022e5040c601c82".into(),
+            runtime: "docker".into(),
+            name: Some("web".into()),
+            ..Container::default()
+        });
+        let mut named = String::new();
+        text_line(&mut named, &Record::Generate(g), false);
+        assert!(
+            named.contains("bash(10) cron.service → sleep(20)[ns 1] web "),
+            "{named}"
+        );
+        assert!(!named.contains("nginx"), "the container wins: {named}");
+        assert!(!named.contains('\n'), "{named}");
         let mut colored = String::new();
         text_line(&mut colored, &ignored(), true);
         assert!(colored.contains("\x1b[1;31mIGNORED"), "{colored}");
@@ -436,6 +474,7 @@ mod tests {
                 time: Time(3_000_000_000),
             }),
             container: None,
+            unit: None,
         });
         let mut line = String::new();
         text_line(&mut line, &x, false);
@@ -458,6 +497,7 @@ mod tests {
                 uid: 65534,
                 cgroup_id: 0,
                 container: None,
+                unit: None,
             },
             target_pid: Some(1),
             target_tid: None,

@@ -35,12 +35,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Which runtime created the container, as far as the cgroup path shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Runtime {
     /// Docker (`docker-<id>.scope` or `/docker/<id>`).
     Docker,
     /// containerd, either through its CRI plugin (`cri-containerd-<id>.scope`),
     /// plain `ctr run` (`/<namespace>/<id>`) or nerdctl (`nerdctl-<id>.scope`).
+    #[default]
     Containerd,
     /// CRI-O (`crio-<id>.scope` or `crio-<id>`).
     CriO,

@@ -29,11 +29,20 @@ use containerd_client::tonic::metadata::MetadataValue;
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Request, Status};
 
+use crate::workload::cgroup::Runtime;
+
 /// Where containerd listens by default.
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 
 /// The default bound on one query (connecting, listing namespaces and their containers).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The runtime's name in errors.
+const ENGINE: &str = "containerd";
+
+/// The container extension in which containerd's CRI plugin keeps what the kubelet asked for
+/// (the CRI container config, with the kubelet's annotations), as JSON.
+pub const CRI_METADATA_EXTENSION: &str = "io.cri-containerd.container.metadata";
 
 /// The gRPC metadata key that selects a containerd namespace.
 const NAMESPACE_HEADER: &str = "containerd-namespace";
@@ -50,30 +59,42 @@ const REPLY_GRACE: Duration = Duration::from_millis(200);
 /// One container as the runtime knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuntimeContainer {
-    /// The containerd namespace it lives in (`k8s.io` for Kubernetes pods).
+    /// The runtime that answered for it.
+    pub runtime: Runtime,
+    /// The containerd namespace it lives in (`k8s.io` for Kubernetes pods); empty for
+    /// runtimes without namespaces.
     pub namespace: String,
     /// The container id (the same id its cgroup path carries).
     pub id: String,
+    /// The runtime's own name for it (`docker run --name`), when it has one.
+    pub name: Option<String>,
     /// The image reference it was created from.
     pub image: String,
-    /// Its labels (Kubernetes metadata for CRI containers).
+    /// Its labels (Kubernetes metadata for CRI containers, Compose's for Docker).
     pub labels: BTreeMap<String, String>,
+    /// The annotations the kubelet gave a CRI container (among them the pod's
+    /// `io.kubernetes.pod.terminationGracePeriod`); empty elsewhere.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Why a runtime query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The socket could not be reached (containerd not running, wrong path, no permission).
-    #[error("cannot connect to containerd at {socket}: {reason}")]
+    #[error("cannot connect to {engine} at {socket}: {reason}")]
     Connect {
+        /// Which runtime: `"containerd"`, `"docker"`, `"podman"`.
+        engine: &'static str,
         /// The socket path tried.
         socket: PathBuf,
         /// The transport error with its causes.
         reason: String,
     },
     /// The query as a whole took longer than allowed.
-    #[error("containerd at {socket} did not answer within {timeout:?}")]
+    #[error("{engine} at {socket} did not answer within {timeout:?}")]
     Timeout {
+        /// Which runtime.
+        engine: &'static str,
         /// The socket path queried.
         socket: PathBuf,
         /// The bound that was exceeded.
@@ -87,19 +108,37 @@ pub enum RuntimeError {
         /// The gRPC status returned.
         status: Box<Status>,
     },
-    /// The thread that talks to containerd could not be started.
-    #[error("cannot start the containerd client thread: {0}")]
+    /// A runtime's HTTP API answered with an error status or a body that is not what its
+    /// documentation says.
+    #[error("{engine} {call} failed: {reason}")]
+    Api {
+        /// Which runtime.
+        engine: &'static str,
+        /// Which call, e.g. `"containers list"`.
+        call: &'static str,
+        /// The status and the runtime's message, or the parse error.
+        reason: String,
+    },
+    /// The thread that talks to the runtime could not be started.
+    #[error("cannot start the container runtime client thread: {0}")]
     Spawn(#[source] io::Error),
-    /// The thread that talks to containerd has stopped.
-    #[error("the containerd client thread has stopped")]
+    /// The thread that talks to the runtime has stopped.
+    #[error("the container runtime client thread has stopped")]
     WorkerGone,
 }
 
-/// Something that knows containers by id: containerd, or a stand-in in tests.
+/// Something that knows containers by id: containerd, Docker, podman, or a stand-in in tests.
 pub trait ContainerSource: Send {
     /// The containers with any of the given ids, in every namespace. Ids the runtime does
     /// not know are simply absent from the answer.
     fn lookup(&mut self, ids: &[String]) -> Result<Vec<RuntimeContainer>, RuntimeError>;
+
+    /// Whether this source may know containers whose cgroup path names `runtime`: only those
+    /// are asked of it. containerd knows its own layouts and the Kubernetes layouts that do
+    /// not name the runtime.
+    fn serves(&self, runtime: Runtime) -> bool {
+        matches!(runtime, Runtime::Containerd | Runtime::Kubernetes)
+    }
 }
 
 /// A request to the client thread.
@@ -158,6 +197,7 @@ impl Containerd {
         match answer.recv_timeout(self.timeout + REPLY_GRACE) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(RuntimeError::Timeout {
+                engine: ENGINE,
                 socket: self.socket.clone(),
                 timeout: self.timeout,
             }),
@@ -198,6 +238,7 @@ impl Worker {
                     .await
                     .unwrap_or_else(|_| {
                         Err(RuntimeError::Timeout {
+                            engine: ENGINE,
                             socket: self.socket.clone(),
                             timeout,
                         })
@@ -222,6 +263,7 @@ impl Worker {
                 let channel = containerd_client::connect(&self.socket)
                     .await
                     .map_err(|e| RuntimeError::Connect {
+                        engine: ENGINE,
                         socket: self.socket.clone(),
                         reason: error_chain(&e),
                     })?;
@@ -255,15 +297,42 @@ impl Worker {
                 .map_err(|status| call_error("containers list", status))?
                 .into_inner()
                 .containers;
-            found.extend(containers.into_iter().map(|c| RuntimeContainer {
-                namespace: namespace.name.clone(),
-                id: c.id,
-                image: c.image,
-                labels: c.labels.into_iter().collect(),
+            found.extend(containers.into_iter().map(|c| {
+                let annotations = c
+                    .extensions
+                    .get(CRI_METADATA_EXTENSION)
+                    .map(|any| cri_annotations(&any.value))
+                    .unwrap_or_default();
+                RuntimeContainer {
+                    runtime: Runtime::Containerd,
+                    namespace: namespace.name.clone(),
+                    id: c.id,
+                    name: None,
+                    image: c.image,
+                    labels: c.labels.into_iter().collect(),
+                    annotations,
+                }
             }));
         }
         Ok(found)
     }
+}
+
+/// The kubelet's annotations from the CRI plugin's container metadata extension: a JSON
+/// document `{"Version":"v1","Metadata":{…,"Config":{…,"annotations":{…}}}}` holding the CRI
+/// `ContainerConfig` the kubelet sent. Anything else gives no annotations.
+pub fn cri_annotations(json: &[u8]) -> BTreeMap<String, String> {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return BTreeMap::new();
+    };
+    doc.pointer("/Metadata/Config/annotations")
+        .and_then(serde_json::Value::as_object)
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// containerd filters selecting containers by id; the filters of one request are OR-ed.
@@ -314,6 +383,25 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn cri_metadata_gives_the_kubelets_annotations() {
+        // as containerd 1.6's CRI plugin stores it (pkg/cri/store/container/metadata.go)
+        let json = br#"{"Version":"v1","Metadata":{"ID":"3ab1","Name":"app_web-0_shop_0358_0",
+            "SandboxID":"9f2e","Config":{"metadata":{"name":"app"},"image":{"image":"busybox"},
+            "labels":{"io.kubernetes.pod.name":"web-0"},
+            "annotations":{"io.kubernetes.pod.terminationGracePeriod":"30",
+            "io.kubernetes.container.restartCount":"0"}},"StopSignal":"SIGTERM"}}"#;
+        let a = cri_annotations(json);
+        assert_eq!(a.len(), 2);
+        assert_eq!(
+            a.get("io.kubernetes.pod.terminationGracePeriod")
+                .map(String::as_str),
+            Some("30")
+        );
+        assert!(cri_annotations(b"{\"Version\":\"v1\"}").is_empty());
+        assert!(cri_annotations(b"\x0a\x03app").is_empty());
+    }
 
     #[test]
     fn id_filters_quote_each_id() {

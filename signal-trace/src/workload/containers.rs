@@ -8,8 +8,8 @@
 //!
 //! - A cgroup seen for the first time is resolved on the spot: the cgroup tree is rescanned and
 //!   the runtime asked, so the first event of a new container already carries its metadata.
-//!   The runtime is asked on a thread of its own ([`Background`]): the caller (the trace loop)
-//!   waits for a fresh query's answer at most [`CacheConfig::answer_wait`], and only while the
+//!   Each runtime is asked on a thread of its own ([`Background`]): the caller (the trace loop)
+//!   waits for a fresh query's answer at most [`CacheConfig::answer_wait`], and only while that
 //!   runtime's last query succeeded; otherwise the container is reported by id at once and its
 //!   names are filled in when the answer comes. A runtime that accepts and never answers thus
 //!   costs the event path one such wait, not one per query.
@@ -38,9 +38,11 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::event::record::Container;
+use crate::event::record::{Compose, Container};
 use crate::workload::cgroup::{self, ContainerRef, Runtime};
 use crate::workload::containerd::{ContainerSource, RuntimeContainer, RuntimeError};
+use crate::workload::docker::{LABEL_COMPOSE_PROJECT, LABEL_COMPOSE_SERVICE};
+use crate::workload::unit;
 
 /// Label with the Kubernetes pod name (set by the CRI plugin).
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
@@ -122,7 +124,7 @@ pub struct CacheConfig {
     pub retry_min: Duration,
     /// Upper bound of that wait.
     pub retry_max: Duration,
-    /// How long a lookup waits for the answer to the query it just sent, while the runtime's
+    /// How long a lookup waits for the answer to the query it just sent, while that runtime's
     /// last query succeeded (never otherwise); the answer is applied whenever it comes.
     pub answer_wait: Duration,
 }
@@ -168,12 +170,17 @@ impl Selector {
     }
 }
 
+/// Annotation with the pod's terminationGracePeriodSeconds (set by the kubelet on each container).
+pub const ANNOTATION_GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
+
 /// The record for a container, from its cgroup path and, when the runtime knows it, the
 /// runtime's view of it.
 ///
 /// Without runtime metadata only the id and the runtime named by the path are known. With it,
-/// the runtime is containerd and the Kubernetes labels give pod, namespace and container name
-/// (outside Kubernetes, nerdctl's name label gives the name). Empty labels count as absent.
+/// the runtime is the one that answered; the Kubernetes labels give pod, namespace and container
+/// name, the runtime's own name (Docker, podman) or nerdctl's label the name outside
+/// Kubernetes; Compose's labels the project and service; the kubelet's annotation the grace
+/// period. Empty values count as absent.
 pub fn container_record(cref: &ContainerRef, meta: Option<&RuntimeContainer>) -> Container {
     let Some(meta) = meta else {
         return Container {
@@ -188,12 +195,24 @@ pub fn container_record(cref: &ContainerRef, meta: Option<&RuntimeContainer>) ->
             .filter(|value| !value.is_empty())
             .cloned()
     };
+    let compose = match (label(LABEL_COMPOSE_PROJECT), label(LABEL_COMPOSE_SERVICE)) {
+        (Some(project), Some(service)) => Some(Compose { project, service }),
+        _ => None,
+    };
     Container {
         id: cref.id.clone(),
-        runtime: Runtime::Containerd.as_str().to_owned(),
-        name: label(LABEL_CONTAINER_NAME).or_else(|| label(LABEL_NERDCTL_NAME)),
+        runtime: meta.runtime.as_str().to_owned(),
+        name: label(LABEL_CONTAINER_NAME)
+            .or_else(|| meta.name.clone().filter(|n| !n.is_empty()))
+            .or_else(|| label(LABEL_NERDCTL_NAME)),
         pod: label(LABEL_POD_NAME),
         namespace: label(LABEL_POD_NAMESPACE),
+        image: Some(meta.image.clone()).filter(|i| !i.is_empty()),
+        compose,
+        grace_period_s: meta
+            .annotations
+            .get(ANNOTATION_GRACE_PERIOD)
+            .and_then(|v| v.trim().parse().ok()),
     }
 }
 
@@ -203,17 +222,46 @@ fn is_plain_containerd(path: &str, cref: &ContainerRef) -> bool {
     cref.runtime == Runtime::Containerd && path.split('/').any(|comp| comp == cref.id)
 }
 
-/// True when containerd may know the container: its own layouts, and Kubernetes layouts
-/// that do not name the runtime.
-fn runtime_may_know(cref: &ContainerRef) -> bool {
-    matches!(cref.runtime, Runtime::Containerd | Runtime::Kubernetes)
+/// True when `entry` still waits for what `source` knows of its container.
+fn waits_for(entry: &Entry, source: &Source) -> bool {
+    entry.pending
+        && entry
+            .cref
+            .as_ref()
+            .is_some_and(|c| source.serves(c.runtime))
+}
+
+/// Every runtime a cgroup path can name.
+const RUNTIMES: [Runtime; 5] = [
+    Runtime::Docker,
+    Runtime::Containerd,
+    Runtime::CriO,
+    Runtime::Podman,
+    Runtime::Kubernetes,
+];
+
+/// A runtime client, asked on its own thread, and its failure bookkeeping.
+struct Source {
+    /// The runtimes whose containers it may know ([`ContainerSource::serves`]).
+    serves: Vec<Runtime>,
+    background: Background,
+    /// Consecutive failures, for the backoff.
+    failure_streak: u32,
+    /// No query before this instant.
+    retry_at: Option<Instant>,
+}
+
+impl Source {
+    fn serves(&self, runtime: Runtime) -> bool {
+        self.serves.contains(&runtime)
+    }
 }
 
 /// One runtime answer: the ids asked and what the runtime said.
 type Answer = (Vec<String>, Result<Vec<RuntimeContainer>, RuntimeError>);
 
-/// The runtime, queried on a thread of its own so that a slow or hung runtime never holds up
-/// the caller: one query at a time, each bounded by the source's own timeout.
+/// A runtime client on a thread of its own, so that a slow or hung runtime never holds up the
+/// caller: one query at a time, each bounded by the client's own timeout.
 pub struct Background {
     jobs: mpsc::Sender<Vec<String>>,
     answers: mpsc::Receiver<Answer>,
@@ -222,15 +270,15 @@ pub struct Background {
 }
 
 impl Background {
-    /// Starts the thread that runs `source`'s lookups.
-    pub fn start(mut source: Box<dyn ContainerSource>) -> io::Result<Background> {
+    /// Starts the thread that runs `client`'s lookups.
+    pub fn start(mut client: Box<dyn ContainerSource>) -> io::Result<Background> {
         let (jobs, queue) = mpsc::channel::<Vec<String>>();
         let (reply, answers) = mpsc::channel::<Answer>();
         std::thread::Builder::new()
             .name("runtime-lookup".to_owned())
             .spawn(move || {
                 while let Ok(ids) = queue.recv() {
-                    let result = source.lookup(&ids);
+                    let result = client.lookup(&ids);
                     if reply.send((ids, result)).is_err() {
                         break;
                     }
@@ -273,6 +321,8 @@ struct Entry {
     path: String,
     /// The container parsed from the path; `None` for host cgroups.
     cref: Option<ContainerRef>,
+    /// The systemd unit the path names.
+    unit: Option<String>,
     /// What [`ContainerCache::resolve`] answers.
     container: Option<Container>,
     /// The runtime still has to be asked about this container.
@@ -295,7 +345,7 @@ pub struct Changes {
 /// Maps cgroup ids to containers, asking the runtime for metadata; see the module docs.
 pub struct ContainerCache {
     cgroups: Box<dyn CgroupSource>,
-    runtime: Option<Background>,
+    sources: Vec<Source>,
     clock: Box<dyn Clock>,
     config: CacheConfig,
     entries: HashMap<u64, Entry>,
@@ -308,46 +358,51 @@ pub struct ContainerCache {
     failures: u64,
     /// The message of the most recent runtime failure.
     last_failure: Option<String>,
-    /// Consecutive runtime failures, for the backoff.
-    failure_streak: u32,
-    /// No runtime query before this instant.
-    retry_at: Option<Instant>,
-}
-
-/// Starts the background thread of a runtime source; a source whose thread cannot start is
-/// left out (containers are then named by id only).
-fn background(runtime: Option<Box<dyn ContainerSource>>) -> Option<Background> {
-    runtime.and_then(|r| match Background::start(r) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("signal-trace: warning: cannot start the runtime lookup thread: {e}");
-            None
-        }
-    })
 }
 
 impl ContainerCache {
-    /// A cache over the cgroups of `cgroups`, with metadata from `runtime` when there is one.
+    /// A cache over the cgroups of `cgroups`, with metadata from the runtimes in `runtimes`
+    /// (each asked only about the containers it [serves](ContainerSource::serves)).
     /// Nothing is scanned until the first [`resolve`](Self::resolve) or
     /// [`refresh`](Self::refresh).
     pub fn new(
         cgroups: Box<dyn CgroupSource>,
-        runtime: Option<Box<dyn ContainerSource>>,
+        runtimes: Vec<Box<dyn ContainerSource>>,
         config: CacheConfig,
     ) -> ContainerCache {
-        ContainerCache::with_clock(cgroups, runtime, config, Box::new(SystemClock))
+        ContainerCache::with_clock(cgroups, runtimes, config, Box::new(SystemClock))
     }
 
     /// Like [`new`](Self::new), reading time from `clock`.
     pub fn with_clock(
         cgroups: Box<dyn CgroupSource>,
-        runtime: Option<Box<dyn ContainerSource>>,
+        runtimes: Vec<Box<dyn ContainerSource>>,
         config: CacheConfig,
         clock: Box<dyn Clock>,
     ) -> ContainerCache {
         ContainerCache {
             cgroups,
-            runtime: background(runtime),
+            sources: runtimes
+                .into_iter()
+                .filter_map(|client| {
+                    let serves = RUNTIMES.into_iter().filter(|r| client.serves(*r)).collect();
+                    match Background::start(client) {
+                        Ok(background) => Some(Source {
+                            serves,
+                            background,
+                            failure_streak: 0,
+                            retry_at: None,
+                        }),
+                        // Containers are then named by id only.
+                        Err(e) => {
+                            eprintln!(
+                                "signal-trace: warning: cannot start a runtime lookup thread: {e}"
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect(),
             clock,
             config,
             entries: HashMap::new(),
@@ -356,8 +411,6 @@ impl ContainerCache {
             unreported: HashSet::new(),
             failures: 0,
             last_failure: None,
-            failure_streak: 0,
-            retry_at: None,
         }
     }
 
@@ -389,30 +442,21 @@ impl ContainerCache {
             self.fruitless_scan_at = Some(now);
             return None;
         }
-        self.enrich(now, self.wait());
+        self.enrich(now, true);
         self.entries.get(&id)?.container.clone()
     }
 
-    /// How long a call may wait for a fresh query's answer: only while the runtime is healthy.
-    fn wait(&self) -> Duration {
-        if self.failure_streak == 0 {
-            self.config.answer_wait
-        } else {
-            Duration::ZERO
-        }
-    }
-
-    /// Applies the runtime's answer if it has come, and asks about containers still pending;
+    /// Applies the runtimes' answers that have come, and asks about containers still pending;
     /// never waits. Returns true when an answer was applied (then [`refresh`](Self::refresh)
     /// or [`take_updated`](Self::take_updated) report what changed).
     pub fn poll(&mut self) -> bool {
         let now = self.clock.now();
         let applied = self.collect(now, Duration::ZERO);
-        self.enrich(now, Duration::ZERO);
+        self.enrich(now, false);
         applied
     }
 
-    /// Waits up to `bound` for the query in flight (at start-up, where waiting is fine).
+    /// Waits up to `bound` for the queries in flight (at start-up, where waiting is fine).
     pub fn wait_for_runtime(&mut self, bound: Duration) -> bool {
         let now = self.clock.now();
         self.collect(now, bound)
@@ -430,6 +474,12 @@ impl ContainerCache {
         self.entries.get(&id)?.container.as_ref()
     }
 
+    /// The systemd unit of cgroup `id` (see [`unit::unit_from_cgroup_path`]), from the cache:
+    /// call [`resolve`](Self::resolve) first for an id that may be new.
+    pub fn unit(&self, id: u64) -> Option<&str> {
+        self.entries.get(&id)?.unit.as_deref()
+    }
+
     /// The cgroup path of `id` as last scanned.
     pub fn path(&self, id: u64) -> Option<&str> {
         self.entries.get(&id).map(|e| e.path.as_str())
@@ -441,7 +491,7 @@ impl ContainerCache {
     pub fn refresh(&mut self) -> Result<Changes, ContainersError> {
         let now = self.clock.now();
         let (_, purged) = self.rescan(now)?;
-        self.enrich(now, self.wait());
+        self.enrich(now, true);
         let mut updated: Vec<u64> = self.unreported.drain().collect();
         updated.sort_unstable();
         Ok(Changes { updated, purged })
@@ -501,12 +551,16 @@ impl ContainerCache {
             if container.is_some() {
                 self.unreported.insert(id);
             }
-            let pending = self.runtime.is_some() && cref.as_ref().is_some_and(runtime_may_know);
+            let pending = cref
+                .as_ref()
+                .is_some_and(|c| self.sources.iter().any(|s| s.serves(c.runtime)));
+            let unit = unit::unit_from_cgroup_path(&path);
             self.entries.insert(
                 id,
                 Entry {
                     path,
                     cref,
+                    unit,
                     container,
                     pending,
                     gone_since: None,
@@ -532,73 +586,87 @@ impl ContainerCache {
         Ok((appeared, purged))
     }
 
-    /// Applies an answer that has come (waiting at most `wait`); true when one was applied.
+    /// Applies the answers that have come, waiting at most `wait` in all; true when one was.
     fn collect(&mut self, now: Instant, wait: Duration) -> bool {
-        let Some((asked, result)) = self.runtime.as_mut().and_then(|r| r.answer(wait)) else {
-            return false;
-        };
-        self.apply(now, &asked, result);
-        true
+        let deadline = Instant::now() + wait;
+        let mut applied = false;
+        for i in 0..self.sources.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some((asked, result)) = self.sources[i].background.answer(left) {
+                self.apply(i, now, &asked, result);
+                applied = true;
+            }
+        }
+        applied
     }
 
-    /// Asks the runtime about every pending container (one query in flight at a time), unless
-    /// it failed recently; waits at most `wait` for the answer of a query sent now.
-    fn enrich(&mut self, now: Instant, wait: Duration) {
+    /// Asks each runtime about the pending containers it serves (one query in flight per
+    /// runtime), unless it failed recently. With `may_wait`, waits up to
+    /// [`CacheConfig::answer_wait`] for the answers of queries sent now to runtimes whose last
+    /// query succeeded.
+    fn enrich(&mut self, now: Instant, may_wait: bool) {
         self.collect(now, Duration::ZERO);
-        if self.retry_at.is_some_and(|at| now < at) {
-            return;
+        let mut waiting = false;
+        for i in 0..self.sources.len() {
+            let source = &mut self.sources[i];
+            if source.retry_at.is_some_and(|at| now < at) || source.background.in_flight.is_some() {
+                continue;
+            }
+            let mut wanted: Vec<String> = self
+                .entries
+                .values()
+                .filter(|e| waits_for(e, source))
+                .filter_map(|e| e.cref.as_ref().map(|c| c.id.clone()))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            wanted.sort_unstable();
+            wanted.dedup();
+            let healthy = source.failure_streak == 0;
+            if !source.background.submit(wanted) {
+                self.apply(i, now, &[], Err(RuntimeError::WorkerGone));
+                continue;
+            }
+            waiting |= may_wait && healthy;
         }
-        let Some(runtime) = self.runtime.as_mut() else {
-            return;
-        };
-        if runtime.in_flight.is_some() {
-            return;
+        if waiting {
+            self.collect(now, self.config.answer_wait);
         }
-        let mut wanted: Vec<String> = self
-            .entries
-            .values()
-            .filter(|e| e.pending)
-            .filter_map(|e| e.cref.as_ref().map(|c| c.id.clone()))
-            .collect();
-        if wanted.is_empty() {
-            return;
-        }
-        wanted.sort_unstable();
-        wanted.dedup();
-        if !runtime.submit(wanted) {
-            self.apply(now, &[], Err(RuntimeError::WorkerGone));
-            return;
-        }
-        self.collect(now, wait);
     }
 
-    /// What the runtime said about `asked`.
+    /// What runtime `i` said about `asked`.
     fn apply(
         &mut self,
+        i: usize,
         now: Instant,
         asked: &[String],
         result: Result<Vec<RuntimeContainer>, RuntimeError>,
     ) {
+        let source = &mut self.sources[i];
         let known = match result {
             Ok(known) => known,
             Err(err) => {
                 self.failures += 1;
                 self.last_failure = Some(err.to_string());
-                self.failure_streak = self.failure_streak.saturating_add(1);
+                source.failure_streak = source.failure_streak.saturating_add(1);
                 let backoff = self
                     .config
                     .retry_min
-                    .saturating_mul(1 << self.failure_streak.saturating_sub(1).min(16))
+                    .saturating_mul(1 << source.failure_streak.saturating_sub(1).min(16))
                     .min(self.config.retry_max);
-                self.retry_at = Some(now + backoff);
+                source.retry_at = Some(now + backoff);
                 return;
             }
         };
-        self.failure_streak = 0;
-        self.retry_at = None;
+        source.failure_streak = 0;
+        source.retry_at = None;
         let by_id: HashMap<&str, &RuntimeContainer> =
             known.iter().map(|c| (c.id.as_str(), c)).collect();
-        for (id, entry) in self.entries.iter_mut().filter(|(_, e)| e.pending) {
+        for (id, entry) in self.entries.iter_mut() {
+            if !waits_for(entry, source) {
+                continue;
+            }
             let Some(cref) = entry.cref.as_ref() else {
                 entry.pending = false;
                 continue;
@@ -702,6 +770,8 @@ mod tests {
 
     #[derive(Clone, Default)]
     struct FakeRuntime {
+        /// Serves what containerd serves when `None`.
+        serves: Option<Runtime>,
         containers: Shared<Vec<RuntimeContainer>>,
         down: Shared<bool>,
         /// The id lists asked for, one per query.
@@ -719,6 +789,7 @@ mod tests {
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                     .collect(),
+                ..RuntimeContainer::default()
             });
             self.containers.set(all);
         }
@@ -742,6 +813,13 @@ mod tests {
                 .filter(|c| ids.contains(&c.id))
                 .collect())
         }
+
+        fn serves(&self, runtime: Runtime) -> bool {
+            match self.serves {
+                Some(r) => r == runtime,
+                None => matches!(runtime, Runtime::Containerd | Runtime::Kubernetes),
+            }
+        }
     }
 
     fn web_labels() -> Vec<(&'static str, &'static str)> {
@@ -759,6 +837,8 @@ mod tests {
             name: Some("app".to_owned()),
             pod: Some("web-0".to_owned()),
             namespace: Some("shop".to_owned()),
+            image: Some("registry.example/app:1".to_owned()),
+            ..Container::default()
         }
     }
 
@@ -783,10 +863,10 @@ mod tests {
         cgroups.add(1, "/");
         cgroups.add(2, "/system.slice");
         let runtime = FakeRuntime::default();
-        let source: Option<Box<dyn ContainerSource>> = if with_runtime {
-            Some(Box::new(runtime.clone()))
+        let source: Vec<Box<dyn ContainerSource>> = if with_runtime {
+            vec![Box::new(runtime.clone())]
         } else {
-            None
+            Vec::new()
         };
         let cache = ContainerCache::with_clock(
             Box::new(cgroups.clone()),
@@ -829,11 +909,12 @@ mod tests {
         let meta = RuntimeContainer {
             namespace: "k8s.io".to_owned(),
             id: ID1.to_owned(),
-            image: "app:1".to_owned(),
+            image: "registry.example/app:1".to_owned(),
             labels: web_labels()
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            ..RuntimeContainer::default()
         };
         // the runtime's view overrides the runtime guessed from a cgroupfs path
         assert_eq!(
@@ -855,6 +936,7 @@ mod tests {
             id: ID1.to_owned(),
             image: String::new(),
             labels: labels(pairs),
+            ..RuntimeContainer::default()
         };
         let plain = cref(ID1, Runtime::Containerd);
         // ctr run without labels
@@ -938,6 +1020,122 @@ mod tests {
             &format!("/kubepods/pod{UID}/{ID1}"),
             &cref(ID1, Runtime::Kubernetes)
         ));
+    }
+
+    #[test]
+    fn record_from_docker() {
+        let meta = RuntimeContainer {
+            runtime: Runtime::Docker,
+            id: ID1.to_owned(),
+            name: Some("shop-web-1".to_owned()),
+            image: "localhost/signal-trace/busybox:latest".to_owned(),
+            labels: [
+                (LABEL_COMPOSE_PROJECT, "shop"),
+                (LABEL_COMPOSE_SERVICE, "web"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            ..RuntimeContainer::default()
+        };
+        let c = container_record(&cref(ID1, Runtime::Docker), Some(&meta));
+        assert_eq!(
+            c,
+            Container {
+                id: ID1.to_owned(),
+                runtime: "docker".to_owned(),
+                name: Some("shop-web-1".to_owned()),
+                image: Some("localhost/signal-trace/busybox:latest".to_owned()),
+                compose: Some(Compose {
+                    project: "shop".to_owned(),
+                    service: "web".to_owned(),
+                }),
+                ..Container::default()
+            }
+        );
+        // a project without a service is no Compose container
+        let mut half = meta.clone();
+        half.labels.remove(LABEL_COMPOSE_SERVICE);
+        assert_eq!(
+            container_record(&cref(ID1, Runtime::Docker), Some(&half)).compose,
+            None
+        );
+    }
+
+    #[test]
+    fn record_from_cri_annotations() {
+        let mut meta = RuntimeContainer {
+            id: ID1.to_owned(),
+            labels: web_labels()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..RuntimeContainer::default()
+        };
+        meta.annotations
+            .insert(ANNOTATION_GRACE_PERIOD.to_owned(), "45".to_owned());
+        let c = container_record(&cref(ID1, Runtime::Containerd), Some(&meta));
+        assert_eq!(c.grace_period_s, Some(45));
+        assert_eq!(c.pod.as_deref(), Some("web-0"));
+        meta.annotations
+            .insert(ANNOTATION_GRACE_PERIOD.to_owned(), "soon".to_owned());
+        let c = container_record(&cref(ID1, Runtime::Containerd), Some(&meta));
+        assert_eq!(c.grace_period_s, None);
+    }
+
+    #[test]
+    fn each_runtime_is_asked_about_its_own_containers() {
+        let clock = FakeClock::new();
+        let cgroups = FakeCgroups::default();
+        let containerd = FakeRuntime::default();
+        let docker = FakeRuntime {
+            serves: Some(Runtime::Docker),
+            ..FakeRuntime::default()
+        };
+        let mut cache = ContainerCache::with_clock(
+            Box::new(cgroups.clone()),
+            vec![Box::new(containerd.clone()), Box::new(docker.clone())],
+            CacheConfig::default(),
+            Box::new(clock.clone()),
+        );
+        cgroups.add(11, &format!("/kubepods/besteffort/pod{UID}/{ID1}"));
+        cgroups.add(12, &format!("/docker/{ID2}"));
+        cgroups.add(13, "/system.slice/nginx.service");
+        containerd.add(ID1, &web_labels());
+        let mut d = docker.containers.get();
+        d.push(RuntimeContainer {
+            runtime: Runtime::Docker,
+            id: ID2.to_owned(),
+            name: Some("web".to_owned()),
+            ..RuntimeContainer::default()
+        });
+        docker.containers.set(d);
+        assert_eq!(
+            cache.resolve(12).and_then(|c| c.name),
+            Some("web".to_owned())
+        );
+        assert_eq!(cache.resolve(11), Some(web(ID1)));
+        assert_eq!(containerd.queries.get(), vec![vec![ID1.to_owned()]]);
+        assert_eq!(docker.queries.get(), vec![vec![ID2.to_owned()]]);
+        // a host cgroup: no container, a unit, nobody asked
+        assert_eq!(cache.resolve(13), None);
+        assert_eq!(cache.unit(13), Some("nginx.service"));
+        assert_eq!(cache.unit(12), None);
+
+        // dockerd down: only its containers lose names, and only its queries back off
+        docker.down.set(true);
+        cgroups.add(14, &format!("/docker/{ID1}"));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cache.resolve(14), Some(bare(ID1, "docker")));
+        assert_eq!(cache.failures(), 1);
+        let last = cache.last_failure().unwrap_or_default().to_owned();
+        assert!(last.contains("thread"), "{last}");
+        cgroups.add(15, &format!("/kubepods/besteffort/pod{UID}/{ID2}"));
+        containerd.add(ID2, &web_labels());
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(cache.resolve(15), Some(web(ID2)));
+        // within dockerd's backoff: not asked again
+        assert_eq!(docker.query_count(), 2);
     }
 
     #[test]
@@ -1137,7 +1335,7 @@ mod tests {
         };
         let mut cache = ContainerCache::with_clock(
             Box::new(cgroups.clone()),
-            Some(Box::new(Slow(runtime.clone(), Duration::from_millis(800)))),
+            vec![Box::new(Slow(runtime.clone(), Duration::from_millis(800)))],
             config,
             Box::new(clock.clone()),
         );
@@ -1195,6 +1393,7 @@ mod tests {
         assert_eq!(s.cache.resolve(20), None);
         let job = Container {
             name: Some("job".to_owned()),
+            image: Some("registry.example/app:1".to_owned()),
             ..bare(ID1, "containerd")
         };
         assert_eq!(s.cache.resolve(21), Some(job.clone()));
@@ -1287,7 +1486,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("containers-missing-{}", std::process::id()));
         let mut cache = ContainerCache::new(
             Box::new(CgroupMount::new(dir.join("nope"))),
-            None,
+            Vec::new(),
             CacheConfig::default(),
         );
         let err = cache.refresh().expect_err("missing root");
@@ -1309,7 +1508,7 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let mut cache = ContainerCache::new(
             Box::new(CgroupMount::new(&root)),
-            None,
+            Vec::new(),
             CacheConfig::default(),
         );
         assert_eq!(cache.resolve(meta.ino()), None);

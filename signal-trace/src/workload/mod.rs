@@ -1,10 +1,14 @@
-//! Workload attribution: which container (and pod) a process belongs to.
+//! Workload attribution: which container (and pod) or systemd unit a process belongs to.
 //!
-//! [`cgroup`] reads the container id and runtime out of a cgroup path; [`containerd`] asks the
-//! container runtime for names and Kubernetes labels; [`containers`] keeps the cache that maps
-//! the cgroup ids carried by events to containers, refreshed as containers come and go. A new
-//! runtime client goes next to [`containerd`] and feeds the same cache.
+//! [`cgroup`] reads the container id and runtime out of a cgroup path and [`unit`] the systemd
+//! unit; [`containerd`] asks containerd for names, Kubernetes labels and the kubelet's
+//! annotations, [`docker`] asks dockerd or podman for names, images and Compose labels;
+//! [`containers`] keeps the cache that maps the cgroup ids carried by events to containers and
+//! units, refreshed as containers come and go. A new runtime client goes next to them and feeds
+//! the same cache.
 
 pub mod cgroup;
 pub mod containerd;
 pub mod containers;
+pub mod docker;
+pub mod unit;

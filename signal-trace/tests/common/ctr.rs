@@ -1,19 +1,92 @@
 //! containerd helpers for the live tests: `ctr` containers from the busybox test image, removed
-//! with their cgroup directories. Needs root and scripts/containerd-up.sh; fails otherwise.
+//! with their cgroup directories, on the tests' own containerd (scripts/containerd-up.sh), never
+//! the system's. Needs root; fails otherwise.
 
 use std::fs;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use signal_trace::workload::cgroup;
-use signal_trace::workload::containerd::{Containerd, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
+use signal_trace::workload::containerd::{Containerd, DEFAULT_TIMEOUT};
 
 pub const IMAGE: &str = "localhost/signal-trace/busybox:latest";
+/// The CRI plugin's pod sandbox image (busybox plus a static /pause).
+pub const PAUSE_IMAGE: &str = "localhost/signal-trace/pause:latest";
 pub const NAMESPACE: &str = "default";
+/// The containerd namespace of the CRI plugin's pods and containers.
+pub const CRI_NAMESPACE: &str = "k8s.io";
+/// The tests' containerd: point the tracer at it with `--containerd-socket`.
+pub const SOCKET: &str = "/run/signal-trace-test/containerd/containerd.sock";
+/// Its pid file (written by scripts/containerd-up.sh).
+pub const PIDFILE: &str = "/run/signal-trace-test/containerd/containerd.pid";
 
-/// Runs `ctr` in the test namespace; panics with its output when it fails.
+/// The tracer's option that names the tests' containerd.
+pub fn socket_args() -> [&'static str; 2] {
+    ["--containerd-socket", SOCKET]
+}
+
+/// Path of a script under scripts/.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name)
+}
+
+/// Runs `bash scripts/NAME ARGS`; panics with its output when it fails.
+pub fn run_script(name: &str, args: &[&str]) {
+    let out = Command::new("bash")
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} {} failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes sure the tests' containerd answers with its images (scripts/containerd-up.sh, which
+/// starts it when it does not answer); once per test process, under 0.1 s when it is up.
+pub fn up() {
+    static UP: OnceLock<()> = OnceLock::new();
+    UP.get_or_init(|| {
+        super::require_root();
+        run_script("containerd-up.sh", &[]);
+    });
+}
+
+/// `PROGRAM ARGS` in a private mount namespace whose /run/containerd/containerd.sock (the
+/// default socket) is the tests' containerd, for commands that have no socket option.
+pub fn with_test_socket_as_default(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(
+            "mkdir -p /run/containerd && mount -t tmpfs -o size=64k tmpfs /run/containerd \
+             && ln -s \"$0\" /run/containerd/containerd.sock && exec \"$@\"",
+        )
+        .arg(SOCKET)
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// The pid of the tests' containerd, from its pid file.
+pub fn containerd_pid() -> i32 {
+    fs::read_to_string(PIDFILE)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {PIDFILE}; start it with scripts/containerd-up.sh"))
+}
+
+/// Runs `ctr` in the test namespace of the tests' containerd; panics with its output when it
+/// fails.
 pub fn ctr(args: &[&str]) -> Output {
     let out = try_ctr(args);
     assert!(
@@ -26,11 +99,28 @@ pub fn ctr(args: &[&str]) -> Output {
 }
 
 pub fn try_ctr(args: &[&str]) -> Output {
+    try_ctr_in(NAMESPACE, args)
+}
+
+/// `ctr` in containerd namespace `ns` of the tests' containerd.
+pub fn try_ctr_in(ns: &str, args: &[&str]) -> Output {
     Command::new("ctr")
-        .args(["--connect-timeout", "1s", "-n", NAMESPACE])
+        .args(["--address", SOCKET, "--connect-timeout", "1s", "-n", ns])
         .args(args)
         .output()
         .expect("run ctr (apt-get install containerd)")
+}
+
+/// `ctr container info ID` in namespace `ns`: the container's record as JSON (its "Labels",
+/// and its OCI "Spec" with the "annotations" the runtime set).
+pub fn container_info(ns: &str, id: &str) -> serde_json::Value {
+    let out = try_ctr_in(ns, &["container", "info", id]);
+    assert!(
+        out.status.success(),
+        "ctr -n {ns} container info {id} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ctr container info prints JSON")
 }
 
 /// `n` random bytes as lowercase hex.
@@ -55,10 +145,45 @@ pub fn cgroup_root() -> PathBuf {
     cgroup::cgroup2_mount(&mountinfo).expect("a cgroup2 mount")
 }
 
-/// Fails the test unless it runs as root against a containerd that answers.
+/// The CRI plugin's own record of a container or sandbox, kept in its containerd record
+/// (`container_info`) as the extension io.cri-containerd.container.metadata (or
+/// ...sandbox.metadata): JSON with "Metadata" → "Config", the CRI config it was created with
+/// (its "annotations" and "labels" among them).
+pub fn cri_metadata(info: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    let ext = info["Extensions"]
+        .as_object()
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| k.starts_with("io.cri-containerd.") && k.ends_with(".metadata"))
+        })
+        .map(|(_, v)| v["value"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| panic!("no CRI metadata extension in {info}"));
+    let mut child = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run base64 (coreutils)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ext.as_bytes())
+        .expect("write to base64");
+    let out = child.wait_with_output().expect("base64 -d");
+    assert!(
+        out.status.success(),
+        "the CRI metadata is not base64: {ext}"
+    );
+    serde_json::from_slice(&out.stdout).expect("the CRI metadata is JSON")
+}
+
+/// Fails the test unless it runs as root against the tests' containerd, which it starts when
+/// it does not answer (see [`up`]).
 pub fn require_containerd() {
-    super::require_root();
-    let client = Containerd::new(DEFAULT_SOCKET, DEFAULT_TIMEOUT).expect("start client");
+    up();
+    let client = Containerd::new(SOCKET, DEFAULT_TIMEOUT).expect("start client");
     if let Err(err) = client.list(None) {
         panic!("{err}; start it with scripts/containerd-up.sh");
     }
@@ -69,6 +194,24 @@ pub fn require_containerd() {
             .any(|l| l == IMAGE),
         "image {IMAGE} is missing; import it with scripts/containerd-up.sh"
     );
+}
+
+/// Waits until a container's init has become the container's command: a started task's pid
+/// may still be runc's init for a moment (comm "runc:[2:INIT]"), and a signal sent then is
+/// runc's business, not the command's.
+pub fn wait_exec(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.starts_with("runc:") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} is still {comm:?} after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Mount points of every cgroup hierarchy, v1 and v2.
@@ -189,12 +332,16 @@ impl TestContainer {
         })
     }
 
-    /// The host pid of the container's init (`ctr task ls`).
+    /// The host pid of the container's init (`ctr task ls`), once it runs the container's
+    /// command (see [`wait_exec`]).
     pub fn pid(&self) -> i32 {
-        self.task()
+        let pid = self
+            .task()
             .map(|(pid, _)| pid)
             .filter(|&pid| pid > 0)
-            .unwrap_or_else(|| panic!("no task for container {}", self.id))
+            .unwrap_or_else(|| panic!("no task for container {}", self.id));
+        wait_exec(pid);
+        pid
     }
 
     /// Waits until this container's task has stopped or is gone; false on timeout.

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 pub mod bpf;
+pub mod cri;
 pub mod ctr;
+pub mod docker;
 pub mod proc;
+pub mod systemd;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};

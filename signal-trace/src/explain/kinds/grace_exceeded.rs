@@ -35,29 +35,24 @@ pub(crate) fn grace_finding(p: &Proc, term: &Sig, kill: &Sig, also: &[Proc]) -> 
             format!(", and so did {}", list(&f.also_killed))
         }
     );
-    f.remedy = match result {
-        TermResult::Ignored => format!(
-            "The {} was dropped before the process could see it, so the whole grace period was \
-             wasted: install a handler for it, or run tini as PID 1 (`ENTRYPOINT [\"tini\", \
-             \"--\"]`, `docker run --init`), or use the exec form `CMD [\"app\"]` so the app \
-             itself is PID 1 with its own handler.",
+    // What the orchestrator was configured to allow, next to what happened.
+    if let Some(allowed) = p.container.as_ref().and_then(|c| c.grace_period_s) {
+        let _ = write!(
+            f.summary,
+            " (SIGKILL {:.1} s after {}; the pod allows {allowed} s)",
+            grace as f64 / 1e9,
             term.signal
-        ),
-        TermResult::Pending => format!(
-            "{} was blocked and never delivered: unblock it (check sigprocmask / \
-             pthread_sigmask in the main thread and in threads it creates), or wait for it \
-             with sigwaitinfo or a signalfd and start the shutdown from there.",
-            term.signal
-        ),
-        _ => format!(
-            "Shut down within the grace period, with a margin: give the drain a deadline \
-             shorter than the {} it gets now (e.g. 25s for 30s), stop accepting work first, and \
-             close slow dependencies with timeouts. If the work really needs longer, raise the \
-             grace period: `terminationGracePeriodSeconds` in the pod spec, `docker stop -t N` \
-             or `stop_grace_period` in Compose, `TimeoutStopSec=` in a systemd unit.",
-            duration(grace)
-        ),
-    };
+        );
+    }
+    f.remedy = remedy_for(
+        p,
+        Situation::Grace {
+            signal: &term.signal,
+            result,
+            measured_ns: grace,
+            configured_s: p.container.as_ref().and_then(|c| c.grace_period_s),
+        },
+    );
     f.signal = Some(term.signal.clone());
     f.sender = Some(kill.sender.clone());
     f.reason = term.reason;

@@ -127,21 +127,36 @@ pub(crate) fn step_text(g: &Generate, sig: &Sig) -> String {
 
 pub(crate) fn container_text(c: &Container) -> String {
     let short = c.id.get(..12).unwrap_or(&c.id);
-    match (&c.namespace, &c.pod, &c.name) {
-        (Some(ns), Some(pod), Some(name)) => {
+    let runtime = match c.runtime.as_str() {
+        "docker" => "Docker container",
+        "podman" => "podman container",
+        _ => "container",
+    };
+    match (&c.namespace, &c.pod, &c.name, &c.compose) {
+        (Some(ns), Some(pod), Some(name), _) => {
             format!("container {name} of pod {ns}/{pod} ({short})")
         }
-        (_, _, Some(name)) => format!("container {name} ({short})"),
-        _ => format!("container {short}"),
+        (_, _, Some(name), Some(compose)) => format!(
+            "{runtime} {name} (Compose service {} of project {}, {short})",
+            compose.service, compose.project
+        ),
+        (_, _, Some(name), None) => format!("{runtime} {name} ({short})"),
+        _ => format!("{runtime} {short}"),
     }
 }
 
 pub(crate) fn where_text(p: &Proc) -> String {
-    match (&p.container, p.cgroup_id) {
-        (Some(c), _) => format!(" in {}", container_text(c)),
-        (None, Some(cg)) if cg > ROOT_CGROUP => format!(" in cgroup {cg}"),
+    match (&p.container, &p.unit, p.cgroup_id) {
+        (Some(c), _, _) => format!(" in {}", container_text(c)),
+        (None, Some(u), _) => format!(" in unit {u}"),
+        (None, None, Some(cg)) if cg > ROOT_CGROUP => format!(" in cgroup {cg}"),
         _ => String::new(),
     }
+}
+
+/// The remedy for `situation` in the words of whoever stops `p`.
+pub(crate) fn remedy_for(p: &Proc, situation: Situation<'_>) -> String {
+    remedy(p.orchestrator(), situation, p.unit.as_deref())
 }
 
 pub(crate) fn list(ps: &[ProcessRef]) -> String {
@@ -154,6 +169,8 @@ pub(crate) fn list(ps: &[ProcessRef]) -> String {
 pub(crate) fn base(kind: FindingKind, severity: Severity, time: Time, p: &Proc) -> Finding {
     let mut f = Finding::new(kind, severity, time, p.process_ref());
     f.container.clone_from(&p.container);
+    f.unit.clone_from(&p.unit);
+    f.orchestrator = p.orchestrator();
     f.cgroup_id = p.cgroup_id;
     f
 }

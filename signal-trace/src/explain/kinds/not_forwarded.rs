@@ -42,15 +42,7 @@ pub(crate) fn not_forwarded_finding(init: &Proc, term: &Sig, children: &[Proc]) 
         where_text(init),
         list(&f.children)
     );
-    f.remedy = "Make the signal reach the app. If PID 1 is a shell that starts it, let the app \
-                replace the shell: exec form `CMD [\"app\", \"--flag\"]` instead of `CMD app \
-                --flag` in the Dockerfile, or `exec app \"$@\"` as the last line of the \
-                entrypoint script. If PID 1 has to supervise several processes, run an init that \
-                forwards signals and waits for its children: `ENTRYPOINT [\"tini\", \"-g\", \
-                \"--\"]`, `docker run --init`, or in the script `trap 'kill -TERM \"$child\"; \
-                wait \"$child\"' TERM` before `wait`. When PID 1 exits the kernel SIGKILLs \
-                everything left in the namespace."
-        .into();
+    f.remedy = remedy_for(init, Situation::NotForwarded);
     f.signal = Some(term.signal.clone());
     f.sender = Some(term.sender.clone());
     f.term_time = Some(term.time);

@@ -27,13 +27,7 @@ pub(crate) fn oom_finding(p: &Proc) -> Finding {
         exit.map(|x| format!("; it died with status {}", x.exit_code))
             .unwrap_or_default()
     );
-    f.remedy = "Give it the memory it needs or make it need less: raise the limit \
-                (`resources.limits.memory` in the pod spec, `docker run --memory`, `MemoryMax=` \
-                in a systemd unit), or keep the program's own heap below the limit (GOMEMLIMIT \
-                for Go, -XX:MaxRAMPercentage for the JVM, --max-old-space-size for Node.js, \
-                fewer workers). If usage grows without bound, profile it for a leak. Exit status \
-                137 with this finding is the OOM killer, not a shutdown."
-        .into();
+    f.remedy = remedy_for(p, Situation::Oom);
     f.signal = Some("SIGKILL".into());
     f.code = p.kill.as_ref().map(|k| k.code.clone());
     f.sender = p.kill.as_ref().map(|k| k.sender.clone());

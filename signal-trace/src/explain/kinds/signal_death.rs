@@ -195,10 +195,7 @@ pub(crate) fn kill_death_finding(p: &Proc, init: Option<&Proc>) -> Option<Findin
                 where_text(p),
                 from
             ),
-            "Have PID 1 stop its children before it exits: forward SIGTERM to them and wait \
-             (tini does both: `ENTRYPOINT [\"tini\", \"-g\", \"--\"]`), or make the app itself \
-             PID 1 with the exec form `CMD [\"app\"]`."
-                .to_string(),
+            remedy_for(p, Situation::InitExited),
         ),
         _ => (
             format!(
@@ -215,10 +212,7 @@ pub(crate) fn kill_death_finding(p: &Proc, init: Option<&Proc>) -> Option<Findin
                 },
                 x.exit_code
             ),
-            "Stop it with SIGTERM first and send SIGKILL only after a grace period \
-             (`kill -TERM`, then `kill -KILL` if it is still there; `docker stop` rather than \
-             `docker kill`; no `--grace-period=0 --force` in kubectl)."
-                .to_string(),
+            remedy_for(p, Situation::KillWithoutTerm),
         ),
     };
     f.summary = summary;
