@@ -294,7 +294,14 @@ fn inspect_finds_a_pod_by_name_and_flags_its_shell_init() {
 /// and named by a first connection to containerd, and metrics are served.
 #[test]
 fn the_system_call_filter_is_active_and_a_trace_with_containers_still_works() {
-    let trace = Trace::start(&["--signal", "TERM", "--metrics-addr", "127.0.0.1:0"]);
+    let trace = Trace::start(&[
+        "--signal",
+        "TERM",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--containerd-socket",
+        SOCKET,
+    ]);
     let tasks = std::fs::read_dir(format!("/proc/{}/task", trace.pid())).expect("tasks");
     let mut threads = 0;
     for t in tasks.flatten() {
@@ -317,7 +324,12 @@ fn the_system_call_filter_is_active_and_a_trace_with_containers_still_works() {
     let g = trace.wait_for("SIGTERM to a pod started under the filter", |v| {
         is(v, "generate") && v["target"]["pid"] == init
     });
-    assert_eq!(g["target"]["container"]["pod"], pod.name.as_str(), "{g}");
+    assert_eq!(
+        g["target"]["container"]["pod"],
+        pod.name.as_str(),
+        "{g}\n{}",
+        trace.stderr()
+    );
     let stderr = trace.stderr();
     let addr = stderr
         .split("metrics on http://")
