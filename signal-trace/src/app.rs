@@ -44,8 +44,8 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
         None => None,
         Some(addr) => {
             let m = Metrics::new(cfg.metrics_pod_labels);
-            let server = rt
-                .block_on(m.bind(addr))
+            let server = m
+                .bind(addr)
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
             eprintln!(
                 "signal-trace: metrics on http://{}/metrics",
@@ -56,6 +56,11 @@ pub fn trace(cfg: Config, consumer: Consumer) -> anyhow::Result<()> {
     };
     // Everything privileged is done: programs attached, output open, metrics port bound.
     privilege::drop_all_but(&privilege::keep_after_attach())?;
+    // Then the system calls: only what the loop, the output, the cgroup scans, the runtime
+    // client and the metrics endpoint make (every thread, those already started included).
+    if let Err(e) = privilege::install_seccomp() {
+        eprintln!("signal-trace: warning: {e}; running without it");
+    }
     let events: Vec<_> = tracer.traced.iter().map(|e| e.as_str()).collect();
     if let Some(why) = &tracer.send_failed_off {
         eprintln!("{}", send_failed_off_line(why, cfg.failed));
@@ -127,7 +132,13 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         .map(Source::open)
         .collect::<Result<Vec<_>, _>>()?;
     let out = tracer::open_output(&cfg)?;
-    let stats = replay(Merge::new(sources, sel), &cfg, engine, args.timeline, out)?;
+    let stats = replay(
+        Merge::new(sources, sel),
+        &cfg,
+        engine,
+        args.timeline,
+        Box::new(out),
+    )?;
     if stats.bad > 0 {
         bail!(
             "{} lines were not records (reported above); the findings rest on the {} records",

@@ -103,9 +103,25 @@ pub struct TraceArgs {
     #[arg(long, value_name = "N")]
     pub count: Option<String>,
 
-    /// Write events to FILE (created 0640, appended to) instead of standard output.
+    /// Write events to FILE (created 0640, appended to) instead of standard output. A symbolic
+    /// link, a file owned by another user, writable by group or others, or with other hard
+    /// links is refused; SIGHUP reopens FILE (for logrotate).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Accept a FIFO as --output FILE (it must have a reader already, and be owned by the
+    /// tracer's user).
+    #[arg(long, requires = "output")]
+    pub output_fifo: bool,
+
+    /// Rotate --output FILE before it would grow past SIZE bytes (K, M, G suffixes): FILE
+    /// becomes FILE.1, FILE.1 becomes FILE.2 …, between whole lines.
+    #[arg(long, value_name = "SIZE", requires = "output")]
+    pub output_max_size: Option<String>,
+
+    /// Rotated files kept with --output-max-size (FILE.1 … FILE.N; the oldest is dropped).
+    #[arg(long, value_name = "N", requires = "output_max_size")]
+    pub output_keep: Option<String>,
 
     /// Output format [default: text on a terminal, json otherwise].
     #[arg(long, short = 'f', value_enum)]

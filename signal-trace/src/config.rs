@@ -116,6 +116,12 @@ pub struct Config {
     pub format: Format,
     pub color: bool,
     pub output: Option<PathBuf>,
+    /// `--output-fifo`: the output may be a FIFO.
+    pub output_fifo: bool,
+    /// `--output-max-size`: rotate the output file before it grows past this.
+    pub output_max_size: Option<u64>,
+    /// `--output-keep`: rotated files kept.
+    pub output_keep: u32,
     pub duration: Option<Duration>,
     pub count: Option<u64>,
     /// Summary mode: the interval.
@@ -161,6 +167,12 @@ fn parse_pids(flag: &'static str, values: &[String]) -> Result<BTreeSet<u32>, Co
 
 /// Parses "4M", "65536", "512K" (powers of two, 4 KiB to 1 GiB).
 pub fn parse_size(s: &str) -> Option<u32> {
+    let n = parse_byte_count(s)?;
+    (n.is_power_of_two() && (4096..=1 << 30).contains(&n)).then_some(n as u32)
+}
+
+/// Parses a byte count with an optional K, M or G suffix (powers of 1024).
+pub fn parse_byte_count(s: &str) -> Option<u64> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last()? {
         (i, 'k' | 'K') => (&t[..i], 1u64 << 10),
@@ -168,9 +180,11 @@ pub fn parse_size(s: &str) -> Option<u32> {
         (i, 'g' | 'G') => (&t[..i], 1u64 << 30),
         _ => (t, 1),
     };
-    let n = num.parse::<u64>().ok()?.checked_mul(mult)?;
-    (n.is_power_of_two() && (4096..=1 << 30).contains(&n)).then_some(n as u32)
+    num.parse::<u64>().ok()?.checked_mul(mult)
 }
+
+/// Rotated output files kept by default with `--output-max-size`.
+pub const DEFAULT_OUTPUT_KEEP: u32 = 5;
 
 impl Config {
     pub fn from_args(a: &TraceArgs, env: Env) -> Result<Config, ConfigError> {
@@ -305,6 +319,39 @@ impl Config {
                 return Err(invalid("--output", "", "expected a file name"));
             }
         }
+        let output_max_size = match &a.output_max_size {
+            None => None,
+            Some(s) => match parse_byte_count(s) {
+                Some(n) if n >= 4096 => Some(n),
+                _ => {
+                    return Err(invalid(
+                        "--output-max-size",
+                        s,
+                        "expected a size of at least 4K (K, M, G suffixes allowed)",
+                    ))
+                }
+            },
+        };
+        if output_max_size.is_some() && a.output_fifo {
+            return Err(invalid(
+                "--output-max-size",
+                a.output_max_size.as_deref().unwrap_or(""),
+                "a FIFO cannot be rotated",
+            ));
+        }
+        let output_keep = match &a.output_keep {
+            None => DEFAULT_OUTPUT_KEEP,
+            Some(s) => match s.trim().parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "--output-keep",
+                        s,
+                        "expected a number of files from 1 to 1000",
+                    ))
+                }
+            },
+        };
         let format = match a.format {
             Some(FormatArg::Text) => Format::Text,
             Some(FormatArg::Json) => Format::Json,
@@ -335,6 +382,9 @@ impl Config {
             format,
             color,
             output: a.output.clone(),
+            output_fifo: a.output_fifo,
+            output_max_size,
+            output_keep,
             duration,
             count,
             summary,
@@ -360,6 +410,34 @@ mod tests {
         )
         .expect("clap accepts");
         Config::from_args(&cli.trace, Env::default())
+    }
+
+    #[test]
+    fn output_rotation_options() {
+        let c = cfg(&["-o", "/var/log/s.ndjson", "--output-max-size", "10M"]).unwrap();
+        assert_eq!(c.output_max_size, Some(10 << 20));
+        assert_eq!(c.output_keep, DEFAULT_OUTPUT_KEEP);
+        let c = cfg(&["-o", "x", "--output-max-size", "64K", "--output-keep", "2"]).unwrap();
+        assert_eq!((c.output_max_size, c.output_keep), (Some(64 << 10), 2));
+        for bad in [
+            &["-o", "x", "--output-max-size", "1K"][..],
+            &["-o", "x", "--output-max-size", "ten"],
+            &["-o", "x", "--output-max-size", "1M", "--output-keep", "0"],
+            &["-o", "x", "--output-fifo", "--output-max-size", "1M"],
+        ] {
+            assert!(cfg(bad).is_err(), "{bad:?}");
+        }
+        let c = cfg(&["-o", "/run/st.fifo", "--output-fifo"]).unwrap();
+        assert!(c.output_fifo);
+        for needs_output in [&["--output-fifo"][..], &["--output-max-size", "1M"]] {
+            assert!(
+                crate::cli::Cli::try_parse_from(
+                    std::iter::once("signal-trace").chain(needs_output.iter().copied())
+                )
+                .is_err(),
+                "{needs_output:?}"
+            );
+        }
     }
 
     #[test]

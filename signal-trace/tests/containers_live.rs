@@ -288,3 +288,60 @@ fn inspect_finds_a_pod_by_name_and_flags_its_shell_init() {
         "{missing:?}"
     );
 }
+
+/// After attaching, the tracer runs under its seccomp allow-list (every thread), and still does
+/// everything a trace with containers needs: a pod started afterwards is found by a cgroup scan
+/// and named by a first connection to containerd, and metrics are served.
+#[test]
+fn the_system_call_filter_is_active_and_a_trace_with_containers_still_works() {
+    let trace = Trace::start(&[
+        "--signal",
+        "TERM",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--containerd-socket",
+        SOCKET,
+    ]);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", trace.pid())).expect("tasks");
+    let mut threads = 0;
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).expect("status");
+        assert!(
+            status.lines().any(|l| l == "Seccomp:\t2"),
+            "thread {:?} runs without the filter:\n{status}",
+            t.file_name()
+        );
+        threads += 1;
+    }
+    assert!(
+        threads >= 3,
+        "the loop, the runtime client, metrics: {threads}"
+    );
+    let pod = Pod::new();
+    let c = pod.start("sleep 1000");
+    let init = c.pid();
+    ctr(&["task", "kill", &c.id]);
+    let g = trace.wait_for("SIGTERM to a pod started under the filter", |v| {
+        is(v, "generate") && v["target"]["pid"] == init
+    });
+    assert_eq!(
+        g["target"]["container"]["pod"],
+        pod.name.as_str(),
+        "{g}\n{}",
+        trace.stderr()
+    );
+    let stderr = trace.stderr();
+    let addr = stderr
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("the metrics address");
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut resp).unwrap();
+    assert!(resp.contains("signal_trace_events_total"), "{resp}");
+    let (_, _, stderr) = trace.stop();
+    assert!(!stderr.contains("system call filter"), "{stderr}");
+    assert!(!stderr.contains("Operation not permitted"), "{stderr}");
+}

@@ -393,11 +393,12 @@ fn the_daemonset_keeps_its_promises() {
     );
 }
 
-/// The metrics manifest without its metrics: annotations, argument, port and Service.
+/// The metrics manifest without its metrics: annotations, argument, port, Service and
+/// NetworkPolicy.
 fn without_metrics(docs: &[Value]) -> Vec<Value> {
     let mut docs: Vec<Value> = docs
         .iter()
-        .filter(|d| d["kind"] != "Service")
+        .filter(|d| d["kind"] != "Service" && d["kind"] != "NetworkPolicy")
         .cloned()
         .collect();
     for doc in docs.iter_mut().filter(|d| d["kind"] == "DaemonSet") {
@@ -466,5 +467,21 @@ fn the_metrics_variant_is_the_daemonset_plus_metrics() {
     assert!(
         svc["metadata"]["annotations"].is_null(),
         "scrape annotations on the pods only, or every tracer is scraped twice"
+    );
+
+    let np = find(&docs, "NetworkPolicy");
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"], ds["spec"]["selector"]["matchLabels"],
+        "the NetworkPolicy covers the tracer's pods"
+    );
+    assert_eq!(strings(&np["spec"]["policyTypes"]), ["Ingress"]);
+    let rules = np["spec"]["ingress"].as_array().expect("ingress rules");
+    assert_eq!(rules.len(), 1, "one rule: Prometheus to the metrics port");
+    assert_eq!(rules[0]["ports"][0]["port"], "metrics");
+    assert!(
+        rules[0]["from"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty() && f.iter().all(|p| p.is_object())),
+        "from named peers only, never everyone"
     );
 }

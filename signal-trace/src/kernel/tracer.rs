@@ -21,6 +21,7 @@ use crate::event::record::{Lost, LostByKind, Node, Record};
 use crate::explain::Engine;
 use crate::filter::{kernel_filter, side_bits, userspace_keeps};
 use crate::kernel::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
+use crate::sink::file::Output;
 use crate::sink::metrics::{Metrics, Server};
 use crate::sink::output::Sink;
 use crate::sink::summary::Summarizer;
@@ -195,6 +196,23 @@ impl Tracer {
         } else {
             None
         };
+
+        // Descriptors: the soft limit up to the hard one (containers often start at 1024:1024
+        // or 1024:524288). The metrics endpoint caps its connections anyway; this leaves room
+        // for cgroup scans and the runtime client whatever the soft default.
+        let mut nofile = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit with a valid struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) == 0
+                && nofile.rlim_cur < nofile.rlim_max
+            {
+                nofile.rlim_cur = nofile.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &nofile);
+            }
+        }
 
         // glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB),
         // after which the multi-megabyte buffers of the BTF parses below would come from the
@@ -623,6 +641,9 @@ impl<W: Write> Loop<W> {
     /// Lets the diagnosis engine conclude what a quiet stream can no longer change, closes a
     /// summary interval that is over, and keeps the container view current.
     fn advance(&mut self) -> io::Result<()> {
+        if let Some(c) = &mut self.containers {
+            c.poll();
+        }
         if self.last_refresh.elapsed() >= CONTAINER_REFRESH {
             self.last_refresh = Instant::now();
             if let Some(c) = &mut self.containers {
@@ -717,23 +738,9 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Opens the output: a file (created 0640, appended) or standard output.
-pub fn open_output(cfg: &Config) -> anyhow::Result<Box<dyn Write + Send>> {
-    match &cfg.output {
-        None => Ok(Box::new(io::stdout())),
-        Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let f = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o640)
-                .open(path)
-                .with_context(|| format!("cannot open output file {}", path.display()))?;
-            let out = crate::sink::output::FileOut::new(f)
-                .with_context(|| format!("cannot use output file {}", path.display()))?;
-            Ok(Box::new(out))
-        }
-    }
+/// Opens the output: standard output, or a file checked as [`crate::sink::file`] says.
+pub fn open_output(cfg: &Config) -> anyhow::Result<Output> {
+    Ok(Output::open(cfg)?)
 }
 
 /// How often the container view is rescanned (new containers also arrive at once through the
@@ -821,6 +828,8 @@ impl Containers {
             if let Err(e) = cache.refresh() {
                 bail!("cannot list containers for the filter: {e}");
             }
+            // At start-up the runtime's first answer is worth waiting for (bounded).
+            cache.wait_for_runtime(runtime::DEFAULT_TIMEOUT + Duration::from_millis(500));
             let (bits, _) = side_bits(cfg.filters.container_side);
             let map = BpfHashMap::try_from(
                 ebpf.take_map("CGROUP_FILTER")
@@ -905,6 +914,18 @@ impl Containers {
         self.cache.failures()
     }
 
+    /// Applies a runtime answer that has come in meanwhile (never waits); containers it named
+    /// are re-evaluated against the filter at once.
+    fn poll(&mut self) {
+        if self.cache.poll() {
+            if let Some(f) = &mut self.filter {
+                for id in self.cache.take_updated() {
+                    f.set(id, f.selects(self.cache.get(id)));
+                }
+            }
+        }
+    }
+
     /// The container and the systemd unit of cgroup `id`.
     fn lookup(
         &mut self,
@@ -954,20 +975,61 @@ impl Containers {
     }
 }
 
-/// SIGINT and SIGTERM handlers, installed before the tracer says it is tracing so that a stop
-/// signal sent from then on always ends it cleanly.
+/// Handlers for every signal that would otherwise end the tracer without draining the ring:
+/// SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM stop it cleanly (the ring is drained
+/// and the totals printed); SIGHUP reopens the output file. They are installed before the
+/// tracer says it is tracing, so a signal sent from then on is always handled. (SIGPIPE stays
+/// ignored, as Rust sets it: a closed pipe is a write error, and a clean stop.)
 pub struct StopSignals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
+    stops: Stops,
+    hup: tokio::signal::unix::Signal,
 }
+
+/// The handlers of [`STOP_SIGNALS`].
+struct Stops(Vec<(i32, tokio::signal::unix::Signal)>);
+
+/// The signals that stop the tracer cleanly.
+const STOP_SIGNALS: [(i32, &str); 6] = [
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGALRM, "SIGALRM"),
+];
 
 impl StopSignals {
     /// Must be called inside the tokio runtime (`rt.enter()`).
     pub fn install() -> anyhow::Result<StopSignals> {
+        let mut stops = Vec::new();
+        for (signo, name) in STOP_SIGNALS {
+            stops.push((
+                signo,
+                signal(SignalKind::from_raw(signo))
+                    .with_context(|| format!("cannot handle {name}"))?,
+            ));
+        }
         Ok(StopSignals {
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            stops: Stops(stops),
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
         })
+    }
+}
+
+impl Stops {
+    /// The next stop signal.
+    async fn next(&mut self) -> i32 {
+        let [a, b, c, d, e, f] = &mut self.0[..] else {
+            unreachable!("one handler per stop signal")
+        };
+        tokio::select! {
+            _ = a.1.recv() => a.0,
+            _ = b.1.recv() => b.0,
+            _ = c.1.recv() => c.0,
+            _ = d.1.recv() => d.0,
+            _ = e.1.recv() => e.0,
+            _ = f.1.recv() => f.0,
+        }
     }
 }
 
@@ -976,15 +1038,20 @@ impl StopSignals {
 pub async fn run(
     cfg: Config,
     tracer: Tracer,
-    out: Box<dyn Write + Send>,
+    out: Output,
     consumer: Consumer,
     stops: StopSignals,
     metrics: Option<(Metrics, Server)>,
 ) -> anyhow::Result<(Stop, Totals)> {
-    let metrics = metrics.map(|(m, server)| {
-        tokio::spawn(server.serve());
-        m
-    });
+    let metrics = match metrics {
+        Some((m, server)) => {
+            server
+                .spawn()
+                .context("cannot start the metrics endpoint's thread")?;
+            Some(m)
+        }
+        None => None,
+    };
     let Tracer {
         _ebpf: ebpf,
         events,
@@ -999,8 +1066,8 @@ pub async fn run(
         unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) }
             .map_err(|e| anyhow!("cannot poll the ring buffer: {e}"))?;
     let StopSignals {
-        int: mut sigint,
-        term: mut sigterm,
+        stops: mut stop_signals,
+        mut hup,
     } = stops;
     let format = cfg.format;
     let color = cfg.color;
@@ -1047,8 +1114,16 @@ pub async fn run(
                     lp.advance()?;
                     lp.sink.flush()?;
                 }
-                _ = sigint.recv() => return Ok(Stop::Signal),
-                _ = sigterm.recv() => return Ok(Stop::Signal),
+                _ = stop_signals.next() => return Ok(Stop::Signal),
+                _ = hup.recv() => {
+                    // Whatever is buffered goes to the old file (logrotate renamed it), then
+                    // the path is opened anew with the same checks.
+                    drain(ring.get_mut(), &mut lp)?;
+                    lp.sink.flush()?;
+                    if let Err(e) = lp.sink.get_mut().reopen() {
+                        eprintln!("signal-trace: warning: {e}; still writing to the file already open");
+                    }
+                }
                 _ = &mut sleep, if deadline.is_some() => return Ok(Stop::Duration),
             }
             if lp.cfg.count.is_some_and(|n| lp.totals.events >= n) {

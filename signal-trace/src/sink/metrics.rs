@@ -2,6 +2,11 @@
 //! container-runtime failures, served as OpenMetrics text on `GET /metrics`.
 //!
 //! Pod and namespace labels are opt-in (`--metrics-pod-labels`): they make one series per pod.
+//!
+//! The endpoint runs on a thread of its own ([`Server::spawn`]), never on the trace loop, and
+//! defends itself: at most [`MAX_CONNECTIONS`] connections at once (more are closed at once),
+//! [`REQUEST_TIMEOUT`] to send a request, and a growing pause when accept(2) fails for want of
+//! descriptors (EMFILE, ENFILE) instead of a loop retrying at full speed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,8 +18,18 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// Connections served at once; more are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client has to send its request head.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause after an accept that failed for want of descriptors, doubled while it lasts.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 use crate::event::record::{Container, Record};
 
@@ -198,8 +213,9 @@ impl Metrics {
     }
 
     /// Binds `addr` (before privileges are dropped) and returns the server to spawn.
-    pub async fn bind(&self, addr: SocketAddr) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(addr).await?;
+    pub fn bind(&self, addr: SocketAddr) -> std::io::Result<Server> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         Ok(Server {
             listener,
             registry: self.registry.clone(),
@@ -216,8 +232,17 @@ fn render(registry: &Registry) -> String {
 
 /// A minimal HTTP/1.1 endpoint: `GET /metrics` answers the metrics, anything else 404.
 pub struct Server {
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     registry: Arc<Registry>,
+}
+
+/// Releases a connection slot when a connection ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Server {
@@ -225,17 +250,69 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Serves on a thread of its own (with its own single-threaded runtime), so that nothing
+    /// a client does can hold up the trace loop.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("metrics".to_owned())
+            .spawn(move || rt.block_on(self.serve()))
+    }
+
     pub async fn serve(self) {
+        let listener = match TcpListener::from_std(self.listener) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("signal-trace: warning: metrics endpoint stopped: {e}");
+                return;
+            }
+        };
+        let open = Arc::new(AtomicUsize::new(0));
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let mut refused_reported = false;
         loop {
-            let Ok((mut conn, _)) = self.listener.accept().await else {
-                continue;
+            let mut conn = match listener.accept().await {
+                Ok((conn, _)) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    conn
+                }
+                Err(e) => {
+                    // Out of descriptors: wait for some to be given back rather than spin.
+                    let out_of_fds = matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    );
+                    let pause = if out_of_fds {
+                        backoff
+                    } else {
+                        Duration::from_millis(5)
+                    };
+                    if out_of_fds {
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    }
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
             };
+            if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                if !refused_reported {
+                    refused_reported = true;
+                    eprintln!("signal-trace: warning: more than {MAX_CONNECTIONS} metrics connections at once; closing the extra ones");
+                }
+                drop(conn);
+                continue;
+            }
+            open.fetch_add(1, Ordering::Relaxed);
+            let slot = Slot(open.clone());
             let registry = self.registry.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let mut buf = vec![0u8; 8192];
                 let mut len = 0;
                 // Read the request head, bounded in size and time.
-                let read = tokio::time::timeout(Duration::from_secs(5), async {
+                let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
                     while len < buf.len() {
                         let n = conn.read(&mut buf[len..]).await?;
                         if n == 0 {
@@ -265,8 +342,13 @@ impl Server {
                     _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                         .to_string(),
                 };
-                let _ = conn.write_all(response.as_bytes()).await;
-                let _ = conn.shutdown().await;
+                // A client that does not read its answer gets no more time than one that
+                // does not send its request.
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                    let _ = conn.write_all(response.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                })
+                .await;
             });
         }
     }
@@ -328,6 +410,34 @@ mod tests {
     }
 
     #[test]
+    fn idle_connections_are_capped_and_timed_out() {
+        let m = Metrics::new(false);
+        let server = m.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = server.local_addr().unwrap();
+        server.spawn().unwrap();
+        let idle: Vec<std::net::TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // One more is closed at once: its read sees the end without any answer.
+        let mut extra = std::net::TcpStream::connect(addr).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut extra, &mut got).expect("closed, not timed out");
+        assert!(got.is_empty());
+        // Once the idle ones have timed out, requests are served again.
+        std::thread::sleep(REQUEST_TIMEOUT + Duration::from_millis(500));
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(&mut c, b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        std::io::Read::read_to_string(&mut c, &mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+        drop(idle);
+    }
+
+    #[test]
     fn the_endpoint_serves_metrics_and_404s() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -336,7 +446,7 @@ mod tests {
         rt.block_on(async {
             let mut m = Metrics::new(false);
             m.record(&rec(IGNORED));
-            let server = m.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let server = m.bind("127.0.0.1:0".parse().unwrap()).unwrap();
             let addr = server.local_addr().unwrap();
             tokio::spawn(server.serve());
             for (path, want) in [("/metrics", "200 OK"), ("/", "404 Not Found")] {

@@ -1,6 +1,8 @@
-//! Where records go: NDJSON and text lines ([`output`]), per-interval counts instead of lines
-//! ([`summary`]), and Prometheus metrics ([`metrics`]).
+//! Where records go: NDJSON and text lines ([`output`]) to standard output or a file opened,
+//! reopened and rotated safely ([`file`]), per-interval counts instead of lines ([`summary`]),
+//! and Prometheus metrics ([`metrics`]).
 
+pub mod file;
 pub mod metrics;
 pub mod output;
 pub mod summary;

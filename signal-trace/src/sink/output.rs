@@ -67,6 +67,11 @@ impl<W: Write> Sink<W> {
         self.out.flush()
     }
 
+    /// The output itself (to reopen it); flush first.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     pub fn into_inner(mut self) -> io::Result<W> {
         self.flush()?;
         Ok(self.out)
@@ -88,6 +93,11 @@ impl FileOut {
     pub fn new(file: std::fs::File) -> io::Result<FileOut> {
         let committed = file.metadata()?.len();
         Ok(FileOut { file, committed })
+    }
+
+    /// The file's length after the last complete batch.
+    pub fn committed(&self) -> u64 {
+        self.committed
     }
 }
 

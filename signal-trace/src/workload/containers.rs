@@ -8,6 +8,11 @@
 //!
 //! - A cgroup seen for the first time is resolved on the spot: the cgroup tree is rescanned and
 //!   the runtime asked, so the first event of a new container already carries its metadata.
+//!   Each runtime is asked on a thread of its own ([`Background`]): the caller (the trace loop)
+//!   waits for a fresh query's answer at most [`CacheConfig::answer_wait`], and only while that
+//!   runtime's last query succeeded; otherwise the container is reported by id at once and its
+//!   names are filled in when the answer comes. A runtime that accepts and never answers thus
+//!   costs the event path one such wait, not one per query.
 //!   Cgroup ids are never reused, so an id that a rescan did not find is remembered as unknown
 //!   and not looked for again; after such a fruitless rescan, other unknown ids wait for
 //!   [`CacheConfig::rescan_interval`], which bounds the cost of a storm of them.
@@ -30,11 +35,12 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::event::record::{Compose, Container};
 use crate::workload::cgroup::{self, ContainerRef, Runtime};
-use crate::workload::containerd::{ContainerSource, RuntimeContainer};
+use crate::workload::containerd::{ContainerSource, RuntimeContainer, RuntimeError};
 use crate::workload::docker::{LABEL_COMPOSE_PROJECT, LABEL_COMPOSE_SERVICE};
 use crate::workload::unit;
 
@@ -118,6 +124,9 @@ pub struct CacheConfig {
     pub retry_min: Duration,
     /// Upper bound of that wait.
     pub retry_max: Duration,
+    /// How long a lookup waits for the answer to the query it just sent, while that runtime's
+    /// last query succeeded (never otherwise); the answer is applied whenever it comes.
+    pub answer_wait: Duration,
 }
 
 impl Default for CacheConfig {
@@ -127,6 +136,7 @@ impl Default for CacheConfig {
             rescan_interval: Duration::from_millis(250),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
+            answer_wait: Duration::from_millis(200),
         }
     }
 }
@@ -212,22 +222,96 @@ fn is_plain_containerd(path: &str, cref: &ContainerRef) -> bool {
     cref.runtime == Runtime::Containerd && path.split('/').any(|comp| comp == cref.id)
 }
 
-/// True when `entry` still waits for what `client` knows of its container.
-fn waits_for(entry: &Entry, client: &dyn ContainerSource) -> bool {
+/// True when `entry` still waits for what `source` knows of its container.
+fn waits_for(entry: &Entry, source: &Source) -> bool {
     entry.pending
         && entry
             .cref
             .as_ref()
-            .is_some_and(|c| client.serves(c.runtime))
+            .is_some_and(|c| source.serves(c.runtime))
 }
 
-/// A runtime client and its failure bookkeeping.
+/// Every runtime a cgroup path can name.
+const RUNTIMES: [Runtime; 5] = [
+    Runtime::Docker,
+    Runtime::Containerd,
+    Runtime::CriO,
+    Runtime::Podman,
+    Runtime::Kubernetes,
+];
+
+/// A runtime client, asked on its own thread, and its failure bookkeeping.
 struct Source {
-    client: Box<dyn ContainerSource>,
+    /// The runtimes whose containers it may know ([`ContainerSource::serves`]).
+    serves: Vec<Runtime>,
+    background: Background,
     /// Consecutive failures, for the backoff.
     failure_streak: u32,
     /// No query before this instant.
     retry_at: Option<Instant>,
+}
+
+impl Source {
+    fn serves(&self, runtime: Runtime) -> bool {
+        self.serves.contains(&runtime)
+    }
+}
+
+/// One runtime answer: the ids asked and what the runtime said.
+type Answer = (Vec<String>, Result<Vec<RuntimeContainer>, RuntimeError>);
+
+/// A runtime client on a thread of its own, so that a slow or hung runtime never holds up the
+/// caller: one query at a time, each bounded by the client's own timeout.
+pub struct Background {
+    jobs: mpsc::Sender<Vec<String>>,
+    answers: mpsc::Receiver<Answer>,
+    /// The ids of the query in flight.
+    in_flight: Option<Vec<String>>,
+}
+
+impl Background {
+    /// Starts the thread that runs `client`'s lookups.
+    pub fn start(mut client: Box<dyn ContainerSource>) -> io::Result<Background> {
+        let (jobs, queue) = mpsc::channel::<Vec<String>>();
+        let (reply, answers) = mpsc::channel::<Answer>();
+        std::thread::Builder::new()
+            .name("runtime-lookup".to_owned())
+            .spawn(move || {
+                while let Ok(ids) = queue.recv() {
+                    let result = client.lookup(&ids);
+                    if reply.send((ids, result)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Background {
+            jobs,
+            answers,
+            in_flight: None,
+        })
+    }
+
+    fn submit(&mut self, ids: Vec<String>) -> bool {
+        if self.jobs.send(ids.clone()).is_err() {
+            return false;
+        }
+        self.in_flight = Some(ids);
+        true
+    }
+
+    /// The answer to the query in flight, waiting at most `wait` for it.
+    fn answer(&mut self, wait: Duration) -> Option<Answer> {
+        self.in_flight.as_ref()?;
+        let got = if wait.is_zero() {
+            self.answers.try_recv().ok()
+        } else {
+            self.answers.recv_timeout(wait).ok()
+        };
+        if got.is_some() {
+            self.in_flight = None;
+        }
+        got
+    }
 }
 
 /// What the cache knows about one cgroup.
@@ -300,10 +384,23 @@ impl ContainerCache {
             cgroups,
             sources: runtimes
                 .into_iter()
-                .map(|client| Source {
-                    client,
-                    failure_streak: 0,
-                    retry_at: None,
+                .filter_map(|client| {
+                    let serves = RUNTIMES.into_iter().filter(|r| client.serves(*r)).collect();
+                    match Background::start(client) {
+                        Ok(background) => Some(Source {
+                            serves,
+                            background,
+                            failure_streak: 0,
+                            retry_at: None,
+                        }),
+                        // Containers are then named by id only.
+                        Err(e) => {
+                            eprintln!(
+                                "signal-trace: warning: cannot start a runtime lookup thread: {e}"
+                            );
+                            None
+                        }
+                    }
                 })
                 .collect(),
             clock,
@@ -345,8 +442,31 @@ impl ContainerCache {
             self.fruitless_scan_at = Some(now);
             return None;
         }
-        self.enrich(now);
+        self.enrich(now, true);
         self.entries.get(&id)?.container.clone()
+    }
+
+    /// Applies the runtimes' answers that have come, and asks about containers still pending;
+    /// never waits. Returns true when an answer was applied (then [`refresh`](Self::refresh)
+    /// or [`take_updated`](Self::take_updated) report what changed).
+    pub fn poll(&mut self) -> bool {
+        let now = self.clock.now();
+        let applied = self.collect(now, Duration::ZERO);
+        self.enrich(now, false);
+        applied
+    }
+
+    /// Waits up to `bound` for the queries in flight (at start-up, where waiting is fine).
+    pub fn wait_for_runtime(&mut self, bound: Duration) -> bool {
+        let now = self.clock.now();
+        self.collect(now, bound)
+    }
+
+    /// Container cgroups added or changed since last reported, sorted (and now reported).
+    pub fn take_updated(&mut self) -> Vec<u64> {
+        let mut updated: Vec<u64> = self.unreported.drain().collect();
+        updated.sort_unstable();
+        updated
     }
 
     /// The cached answer for `id`, without scanning or asking the runtime.
@@ -371,7 +491,7 @@ impl ContainerCache {
     pub fn refresh(&mut self) -> Result<Changes, ContainersError> {
         let now = self.clock.now();
         let (_, purged) = self.rescan(now)?;
-        self.enrich(now);
+        self.enrich(now, true);
         let mut updated: Vec<u64> = self.unreported.drain().collect();
         updated.sort_unstable();
         Ok(Changes { updated, purged })
@@ -433,7 +553,7 @@ impl ContainerCache {
             }
             let pending = cref
                 .as_ref()
-                .is_some_and(|c| self.sources.iter().any(|s| s.client.serves(c.runtime)));
+                .is_some_and(|c| self.sources.iter().any(|s| s.serves(c.runtime)));
             let unit = unit::unit_from_cgroup_path(&path);
             self.entries.insert(
                 id,
@@ -466,17 +586,36 @@ impl ContainerCache {
         Ok((appeared, purged))
     }
 
-    /// Asks each runtime about the pending containers it serves (one query each), unless it
-    /// failed recently.
-    fn enrich(&mut self, now: Instant) {
-        for source in &mut self.sources {
-            if source.retry_at.is_some_and(|at| now < at) {
+    /// Applies the answers that have come, waiting at most `wait` in all; true when one was.
+    fn collect(&mut self, now: Instant, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut applied = false;
+        for i in 0..self.sources.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some((asked, result)) = self.sources[i].background.answer(left) {
+                self.apply(i, now, &asked, result);
+                applied = true;
+            }
+        }
+        applied
+    }
+
+    /// Asks each runtime about the pending containers it serves (one query in flight per
+    /// runtime), unless it failed recently. With `may_wait`, waits up to
+    /// [`CacheConfig::answer_wait`] for the answers of queries sent now to runtimes whose last
+    /// query succeeded.
+    fn enrich(&mut self, now: Instant, may_wait: bool) {
+        self.collect(now, Duration::ZERO);
+        let mut waiting = false;
+        for i in 0..self.sources.len() {
+            let source = &mut self.sources[i];
+            if source.retry_at.is_some_and(|at| now < at) || source.background.in_flight.is_some() {
                 continue;
             }
             let mut wanted: Vec<String> = self
                 .entries
                 .values()
-                .filter(|e| waits_for(e, source.client.as_ref()))
+                .filter(|e| waits_for(e, source))
                 .filter_map(|e| e.cref.as_ref().map(|c| c.id.clone()))
                 .collect();
             if wanted.is_empty() {
@@ -484,48 +623,71 @@ impl ContainerCache {
             }
             wanted.sort_unstable();
             wanted.dedup();
-            let known = match source.client.lookup(&wanted) {
-                Ok(known) => known,
-                Err(err) => {
-                    self.failures += 1;
-                    self.last_failure = Some(err.to_string());
-                    source.failure_streak = source.failure_streak.saturating_add(1);
-                    let backoff = self
-                        .config
-                        .retry_min
-                        .saturating_mul(1 << source.failure_streak.saturating_sub(1).min(16))
-                        .min(self.config.retry_max);
-                    source.retry_at = Some(now + backoff);
-                    continue;
-                }
-            };
-            source.failure_streak = 0;
-            source.retry_at = None;
-            let by_id: HashMap<&str, &RuntimeContainer> =
-                known.iter().map(|c| (c.id.as_str(), c)).collect();
-            for (id, entry) in self.entries.iter_mut() {
-                if !waits_for(entry, source.client.as_ref()) {
-                    continue;
-                }
+            let healthy = source.failure_streak == 0;
+            if !source.background.submit(wanted) {
+                self.apply(i, now, &[], Err(RuntimeError::WorkerGone));
+                continue;
+            }
+            waiting |= may_wait && healthy;
+        }
+        if waiting {
+            self.collect(now, self.config.answer_wait);
+        }
+    }
+
+    /// What runtime `i` said about `asked`.
+    fn apply(
+        &mut self,
+        i: usize,
+        now: Instant,
+        asked: &[String],
+        result: Result<Vec<RuntimeContainer>, RuntimeError>,
+    ) {
+        let source = &mut self.sources[i];
+        let known = match result {
+            Ok(known) => known,
+            Err(err) => {
+                self.failures += 1;
+                self.last_failure = Some(err.to_string());
+                source.failure_streak = source.failure_streak.saturating_add(1);
+                let backoff = self
+                    .config
+                    .retry_min
+                    .saturating_mul(1 << source.failure_streak.saturating_sub(1).min(16))
+                    .min(self.config.retry_max);
+                source.retry_at = Some(now + backoff);
+                return;
+            }
+        };
+        source.failure_streak = 0;
+        source.retry_at = None;
+        let by_id: HashMap<&str, &RuntimeContainer> =
+            known.iter().map(|c| (c.id.as_str(), c)).collect();
+        for (id, entry) in self.entries.iter_mut() {
+            if !waits_for(entry, source) {
+                continue;
+            }
+            let Some(cref) = entry.cref.as_ref() else {
                 entry.pending = false;
-                let Some(cref) = entry.cref.as_ref() else {
-                    continue;
-                };
-                let updated = match by_id.get(cref.id.as_str()) {
-                    Some(meta) => Some(container_record(cref, Some(meta))),
-                    // A live cgroup that only looks like a plain containerd one, and that
-                    // containerd does not know, is a host cgroup.
-                    None if entry.gone_since.is_none()
-                        && is_plain_containerd(&entry.path, cref) =>
-                    {
-                        None
-                    }
-                    None => entry.container.clone(),
-                };
-                if updated != entry.container {
-                    entry.container = updated;
-                    self.unreported.insert(*id);
+                continue;
+            };
+            // Containers that appeared while the query was in flight wait for the next one.
+            if !asked.contains(&cref.id) {
+                continue;
+            }
+            entry.pending = false;
+            let updated = match by_id.get(cref.id.as_str()) {
+                Some(meta) => Some(container_record(cref, Some(meta))),
+                // A live cgroup that only looks like a plain containerd one, and that
+                // containerd does not know, is a host cgroup.
+                None if entry.gone_since.is_none() && is_plain_containerd(&entry.path, cref) => {
+                    None
                 }
+                None => entry.container.clone(),
+            };
+            if updated != entry.container {
+                entry.container = updated;
+                self.unreported.insert(*id);
             }
         }
     }
@@ -717,6 +879,19 @@ mod tests {
             cgroups,
             runtime,
             cache,
+        }
+    }
+
+    impl Setup {
+        /// A refresh, then the runtime's answer to the query it sent (which a refresh waits
+        /// for only while the runtime is healthy), with every change it brought.
+        fn settled_refresh(&mut self) -> Changes {
+            let mut changes = self.cache.refresh().expect("refresh");
+            self.cache.wait_for_runtime(Duration::from_secs(5));
+            changes.updated.extend(self.cache.take_updated());
+            changes.updated.sort_unstable();
+            changes.updated.dedup();
+            changes
         }
     }
 
@@ -1116,28 +1291,78 @@ mod tests {
 
         // within the backoff nothing is asked
         s.clock.advance(Duration::from_millis(500));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 1);
         // after it, asked again: still down, the wait doubles
         s.clock.advance(Duration::from_millis(600));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 2);
         assert_eq!(s.cache.failures(), 2);
         s.clock.advance(Duration::from_millis(1500));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 2);
 
         // back: the next refresh after the backoff fills in the metadata and reports it
         s.runtime.down.set(false);
         s.clock.advance(Duration::from_millis(600));
-        let changes = s.cache.refresh().expect("refresh");
+        let changes = s.settled_refresh();
         assert_eq!(changes.updated, vec![11]);
         assert_eq!(s.cache.resolve(11), Some(web(ID1)));
         assert_eq!(s.cache.failures(), 2);
         // nothing is pending any more
         s.clock.advance(Duration::from_secs(5));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.runtime.query_count(), 3);
+    }
+
+    /// A runtime that takes far longer than the answer wait: containers are reported by id at
+    /// once, the lookup waits once (not once per query), and the names arrive later.
+    #[test]
+    fn a_hung_runtime_costs_one_bounded_wait_and_names_follow() {
+        #[derive(Clone)]
+        struct Slow(FakeRuntime, Duration);
+        impl ContainerSource for Slow {
+            fn lookup(&mut self, ids: &[String]) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+                std::thread::sleep(self.1);
+                self.0.lookup(ids)
+            }
+        }
+        let clock = FakeClock::new();
+        let cgroups = FakeCgroups::default();
+        let runtime = FakeRuntime::default();
+        let config = CacheConfig {
+            answer_wait: Duration::from_millis(50),
+            ..CacheConfig::default()
+        };
+        let mut cache = ContainerCache::with_clock(
+            Box::new(cgroups.clone()),
+            vec![Box::new(Slow(runtime.clone(), Duration::from_millis(800)))],
+            config,
+            Box::new(clock.clone()),
+        );
+        let started = Instant::now();
+        for (cg, id) in [(11, ID1), (12, ID2)] {
+            cgroups.add(cg, &format!("/kubepods/besteffort/pod{UID}/{id}"));
+            runtime.add(id, &web_labels());
+            clock.advance(Duration::from_secs(1));
+            assert_eq!(cache.resolve(cg), Some(bare(id, "kubernetes")));
+        }
+        for _ in 0..100 {
+            cache.poll();
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(400),
+            "one 50 ms wait, not one per query: {took:?}"
+        );
+        // The first answer, then the query for the container that appeared meanwhile.
+        assert!(cache.wait_for_runtime(Duration::from_secs(5)));
+        assert_eq!(cache.resolve(11), Some(web(ID1)));
+        cache.poll();
+        assert!(cache.wait_for_runtime(Duration::from_secs(5)));
+        assert_eq!(cache.resolve(12), Some(web(ID2)));
+        assert_eq!(cache.take_updated(), vec![11, 12]);
+        assert_eq!(cache.failures(), 0);
     }
 
     #[test]
@@ -1146,10 +1371,10 @@ mod tests {
         s.runtime.down.set(true);
         s.cgroups
             .add(11, &format!("/system.slice/cri-containerd-{ID1}.scope"));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         for _ in 0..10 {
             s.clock.advance(CacheConfig::default().retry_max);
-            s.cache.refresh().expect("refresh");
+            s.settled_refresh();
         }
         assert_eq!(s.cache.failures(), 11);
     }
@@ -1186,7 +1411,7 @@ mod tests {
         assert_eq!(s.cache.resolve(20), Some(bare(HOST_HEX, "containerd")));
         s.runtime.down.set(false);
         s.clock.advance(Duration::from_secs(2));
-        assert_eq!(s.cache.refresh().expect("refresh").updated, vec![20]);
+        assert_eq!(s.settled_refresh().updated, vec![20]);
         assert_eq!(s.cache.resolve(20), None);
 
         // no runtime configured at all: the parser's word stands
@@ -1206,7 +1431,7 @@ mod tests {
         s.cgroups.remove(21);
         s.runtime.down.set(false);
         s.clock.advance(Duration::from_secs(2));
-        s.cache.refresh().expect("refresh");
+        s.settled_refresh();
         assert_eq!(s.cache.resolve(21), Some(bare(ID1, "containerd")));
     }
 
