@@ -368,33 +368,35 @@ fn check_installed() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The unit under real systemd: a Debian bookworm root (debootstrap, kept in
-/// target/dist/systemd-root for the next run) booted with systemd-nspawn, the .deb installed
-/// in it, `systemctl start signal-trace`, one signal sent, its record read from
+/// The unit under real systemd: the tests' Debian bookworm root with systemd
+/// (scripts/systemd-up.sh --rootfs builds it once into /var/cache/signal-trace) booted with
+/// systemd-nspawn under a volatile overlay, the .deb bound into it and installed,
+/// `systemctl start signal-trace`, one signal sent, its record read from
 /// /var/log/signal-trace, `systemctl stop` (the totals line in the journal), power-off.
+/// Nothing the run writes outlives the machine.
 pub fn systemd_check(root: &Path, deb: &Path) -> anyhow::Result<()> {
-    let rootfs = root.join("target/dist/systemd-root");
-    if !rootfs.join("usr/lib/systemd/systemd").exists() {
-        let _ = std::fs::remove_dir_all(&rootfs);
-        sh(Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=systemd,systemd-sysv,dbus",
-                "bookworm",
-            ])
-            .arg(&rootfs))?;
-    }
-    copy(deb, &rootfs.join("root/signal-trace.deb"), 0o644)?;
+    sh(Command::new("bash")
+        .arg(root.join("scripts/systemd-up.sh"))
+        .arg("--rootfs"))?;
+    let rootfs = Path::new("/var/cache/signal-trace/bookworm-systemd");
+    let deb = deb
+        .canonicalize()
+        .with_context(|| format!("cannot find {}", deb.display()))?;
     let mut nspawn = Command::new("systemd-nspawn")
         .arg("-D")
-        .arg(&rootfs)
+        .arg(rootfs)
         .args([
             "-b",
             "--register=no",
             "--keep-unit",
             "--quiet",
             "--console=passive",
+            "--volatile=overlay",
         ])
+        .arg(format!(
+            "--bind-ro={}:/root/signal-trace.deb",
+            deb.display()
+        ))
         // What the unit's bounding set asks for, and the two syscalls nspawn filters out.
         .arg("--capability=CAP_BPF,CAP_PERFMON,CAP_SYS_ADMIN,CAP_SYS_RESOURCE")
         .arg("--system-call-filter=bpf perf_event_open")
@@ -458,8 +460,6 @@ fn in_booted(nspawn: u32) -> anyhow::Result<()> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    // A root kept from an earlier run starts without its package and its records.
-    run("dpkg -r signal-trace >/dev/null 2>&1; rm -rf /var/log/signal-trace; journalctl --rotate --vacuum-time=1s >/dev/null 2>&1; true")?;
     run("dpkg -i /root/signal-trace.deb >/dev/null")?;
     run("systemctl start signal-trace")?;
     let ready = Instant::now();
