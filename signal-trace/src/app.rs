@@ -185,11 +185,8 @@ pub fn replay(
     let mut bad = |src: &replay::Input, line: u64, why: &str| {
         bad_count += 1;
         if bad_count <= BAD_LINES_SHOWN {
-            eprintln!(
-                "signal-trace: {}:{line}: {}",
-                escape(src.name()),
-                escape(why)
-            );
+            // Both are escaped already: the name by Input::name, the reason where it was made.
+            eprintln!("signal-trace: {}:{line}: {why}", src.name());
         } else if bad_count == BAD_LINES_SHOWN + 1 {
             eprintln!("signal-trace: more bad lines: only counted from here on");
         }

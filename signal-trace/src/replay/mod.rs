@@ -7,8 +7,10 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
+use crate::escape::escape;
 use crate::event::record::{Label, Record, Time};
 
 pub mod lines;
@@ -48,11 +50,11 @@ pub struct Input {
 }
 
 impl Input {
-    /// As messages name it (control characters escaped).
+    /// As messages name it (escaped for a terminal, see [`crate::escape`]).
     pub fn name(&self) -> String {
         match &self.path {
             None => "standard input".into(),
-            Some(p) => p.display().to_string().escape_debug().to_string(),
+            Some(p) => escape(p.as_os_str().as_bytes()),
         }
     }
 }
@@ -186,7 +188,7 @@ pub fn parse(line: &str) -> Parsed {
             } else {
                 Parsed::Bad(format!(
                     "not a signal-trace record: {}",
-                    e.to_string().escape_debug()
+                    escape(e.to_string())
                 ))
             }
         }
@@ -336,7 +338,7 @@ impl Source {
 
 /// A path for messages.
 pub fn display(p: &Path) -> String {
-    p.display().to_string().escape_debug().to_string()
+    escape(p.as_os_str().as_bytes())
 }
 
 #[cfg(test)]
