@@ -409,6 +409,9 @@ fn run_containers(image: &str, dir: &Path, tag: &str) {
             "name": name,
             "pod": pod,
             "namespace": namespace,
+            "image": BUSYBOX,
+            "compose": null,
+            "grace_period_s": null,
         }),
         "{term}"
     );

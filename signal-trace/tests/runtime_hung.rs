@@ -64,8 +64,14 @@ impl PacedStorm {
             let pid = libc::fork();
             assert!(pid >= 0);
             if pid == 0 {
+                // The parent's ends closed here, so a parent that dies before `start` ends
+                // this child too (read returns 0) instead of leaving it waiting for ever.
+                libc::close(go[1]);
+                libc::close(count[0]);
                 let mut b = [0u8; 1];
-                libc::read(go[0], b.as_mut_ptr().cast(), 1);
+                if libc::read(go[0], b.as_mut_ptr().cast(), 1) != 1 {
+                    libc::_exit(1);
+                }
                 extern "C" fn h(_: libc::c_int) {}
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = h as *const () as usize;
@@ -131,7 +137,7 @@ impl PacedStorm {
     }
 }
 
-/// The release build of the tracer, no older than the debug build the test was built with.
+/// The release build of the tracer, built after the last change to any source it is made of.
 fn optimized_tracer() -> String {
     if let Ok(bin) = std::env::var("SIGNAL_TRACE_BIN") {
         return bin;
@@ -142,11 +148,29 @@ fn optimized_tracer() -> String {
         .and_then(|d| d.parent())
         .map(|t| t.join("release/signal-trace"))
         .expect("the target directory");
-    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified());
-    match (modified(&release), modified(debug)) {
-        (Ok(r), Ok(d)) if r >= d => release.to_string_lossy().into_owned(),
+    fn newest(dir: &std::path::Path, best: &mut std::time::SystemTime) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                newest(&p, best);
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                *best = (*best).max(t);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut sources = std::time::SystemTime::UNIX_EPOCH;
+    for dir in [
+        "signal-trace/src",
+        "signal-trace-ebpf/src",
+        "signal-trace-common/src",
+    ] {
+        newest(&root.join(dir), &mut sources);
+    }
+    match std::fs::metadata(&release).and_then(|m| m.modified()) {
+        Ok(r) if r >= sources => release.to_string_lossy().into_owned(),
         _ => panic!(
-            "{} is missing or older than the debug build: run `cargo build --release -p signal-trace` first (a debug build cannot format 60,000 records a second)",
+            "{} is missing or older than its sources: run `cargo build --release -p signal-trace` first (a debug build cannot format 60,000 records a second)",
             release.display()
         ),
     }
@@ -172,9 +196,9 @@ fn a_runtime_that_never_answers_does_not_slow_the_stream() {
     let cg = Cgroup2::new();
     let pod = cg.mkdir(&format!("kubepods/besteffort/pod{}", random_uuid()));
 
+    let bin = optimized_tracer();
     let storm = PacedStorm::fork(RATE, SECONDS);
     let storm_pid = storm.pid;
-    let bin = optimized_tracer();
     // To a file: a test reading the stream through a pipe would be the bottleneck.
     let output = dir.join("signals.ndjson");
     let mut tracer = Command::new(&bin)
