@@ -221,6 +221,8 @@ fn docker_stop_with_init_blames_nothing() {
             "forwarded by tini: {f:#}"
         );
         assert_eq!(f["orchestrator"], "docker", "{f:#}");
+        // An orderly stop that the init passed on: information, no warning.
+        assert_eq!(f["severity"], "info", "{f:#}");
     }
 }
 
