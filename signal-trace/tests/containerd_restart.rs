@@ -98,6 +98,20 @@ fn events_flow_while_containerd_restarts_and_names_come_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // A container the cache has not named yet asks the runtime while it is down: a cgroup of
+    // containerd's shape, which only containerd could name. The failed query is reported.
+    let unknown = cgroup_root().join(NAMESPACE).join(random_hex(32));
+    std::fs::create_dir(&unknown).expect("make a container-shaped cgroup");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !trace.stderr().contains("container runtime query failed") {
+        if Instant::now() >= deadline {
+            let _ = std::fs::remove_dir(&unknown);
+            panic!("the outage was not reported: {}", trace.stderr());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_dir(&unknown).expect("remove the container-shaped cgroup");
+
     // Back up: a container started now is named again.
     containerd_up();
     let second = start(&random_hex(4));
