@@ -9,10 +9,10 @@ mod json;
 use libfuzzer_sys::fuzz_target;
 use signal_trace::config::Filters;
 use signal_trace::event::enrich::Correlator;
+use signal_trace::event::record::Record;
 use signal_trace::explain::{render_text, render_timeline, Engine, Finding, Timeline};
 use signal_trace::filter::record_matches;
 use signal_trace::sink::output::text_line;
-use signal_trace::event::record::Record;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

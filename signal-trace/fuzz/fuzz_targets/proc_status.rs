@@ -8,8 +8,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use signal_trace::inspect::{analyze, ProcStatus, Snapshot};
 use signal_trace::event::record::Disposition;
+use signal_trace::inspect::{analyze, ProcStatus, Snapshot};
 
 /// Properties of a parsed status, and that it reads back from the fields it shows.
 fn check(s: &ProcStatus) {

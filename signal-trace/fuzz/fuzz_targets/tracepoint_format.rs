@@ -8,7 +8,9 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use signal_trace::kernel::btf::{classic_offsets, format_field_offset, oom_offsets, FormatError, DATA_LOC};
+use signal_trace::kernel::btf::{
+    classic_offsets, format_field_offset, oom_offsets, FormatError, DATA_LOC,
+};
 
 fn lookup(format: &str, field: &str) -> Option<u32> {
     match format_field_offset(format, field) {

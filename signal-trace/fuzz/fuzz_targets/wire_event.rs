@@ -7,8 +7,8 @@ mod json;
 
 use libfuzzer_sys::fuzz_target;
 use signal_trace::event::decode::{decode, parse_event, Clock, DecodeError};
-use signal_trace::sink::output::text_line;
 use signal_trace::event::record::{Comm, Node, Record};
+use signal_trace::sink::output::text_line;
 use signal_trace_common::Event;
 
 /// 2023-11-14T22:13:20Z at CLOCK_MONOTONIC 0.
