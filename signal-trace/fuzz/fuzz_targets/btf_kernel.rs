@@ -330,7 +330,13 @@ pub fn little_kernel(input: &mut Input) -> (Blob, u32, KernelOffsets) {
     def(&mut b, KIND_STRUCT, "sighand_struct", &sighand);
     let signal = strukt(
         input,
-        &[("sigcnt", int, 4), ("live", vint, 4), ("flags", int, 4)],
+        &[
+            ("sigcnt", int, 4),
+            ("live", vint, 4),
+            ("flags", int, 4),
+            ("group_exit_code", int, 4),
+            ("group_exec_task", ptr, 8),
+        ],
     );
     def(&mut b, KIND_STRUCT, "signal_struct", &signal);
 
@@ -433,6 +439,7 @@ pub fn little_kernel(input: &mut Input) -> (Blob, u32, KernelOffsets) {
         ("thread_pid", ptr, 8),
         ("cgroups", ptr, 8),
         ("cred", cptr, 8),
+        ("start_time", ulong, 8),
     ];
     let fields = strukt(input, &task_members);
     // The members, or an anonymous struct or union holding them as in kernels built with
@@ -494,8 +501,11 @@ pub fn little_kernel(input: &mut Input) -> (Blob, u32, KernelOffsets) {
         task_thread_pid: t("thread_pid"),
         task_cgroups: t("cgroups"),
         task_exit_code: t("exit_code"),
+        task_start_time: t("start_time"),
         signal_flags: signal.at("flags"),
         signal_live: signal.at("live"),
+        signal_group_exit_code: signal.at("group_exit_code"),
+        signal_group_exec_task: signal.at("group_exec_task"),
         sighand_action: sighand.at("action"),
         k_sigaction_size: k_sigaction.size,
         sigaction_handler: k_sigaction.at("sa") + sigaction.at("sa_handler"),
