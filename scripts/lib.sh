@@ -6,8 +6,9 @@ apt_updated=0
 # first), and nothing when all are there.
 apt_install() {
   local missing=() installed
-  # One dpkg-query for all: one per package costs 10-20 ms each.
-  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null \
+  # One dpkg-query for all: one per package costs 10-20 ms each. It exits 1 when it has never
+  # heard of one of them (on a bare machine), which is what this is here to find out.
+  installed=" $({ dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null || true; } \
     | awk -F: '$2 == "install ok installed" {print $1}' | tr '\n' ' ') "
   for p in "$@"; do
     [[ "$installed" == *" $p "* ]] || missing+=("$p")
@@ -111,13 +112,26 @@ stop_pidfile() {
   rm -f "$file"
 }
 
-# umount_under DIR...: lazily unmounts every mount point under the DIRs, deepest first.
+# umount_under DIR...: lazily unmounts every mount point under the DIRs and the DIRs themselves,
+# deepest first, until none is left (mounts can be stacked). A dockerd that did not shut down
+# cleanly leaves its data-root bind-mounted onto itself (it makes the root's propagation
+# shared that way), and `rm -rf` then fails on the directory with "Device or resource busy".
 umount_under() {
-  local dir mp
+  local dir real mps mp round
   for dir in "$@"; do
     [ -d "$dir" ] || continue
-    awk -v d="$(realpath "$dir")/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo \
-      | sort -r | while read -r mp; do umount -l "$mp" 2>/dev/null || true; done
+    real=$(realpath "$dir")
+    for round in 1 2 3 4 5 6 7 8 9; do
+      mps=$(awk -v d="$real" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo \
+        | sort -r -u)
+      [ -n "$mps" ] || break
+      [ "$round" -lt 9 ] || break
+      while read -r mp; do umount -l "$mp" 2>/dev/null || true; done <<<"$mps"
+    done
+    if [ -n "$mps" ]; then
+      log "still mounted after 8 rounds of umount: $(echo "$mps" | head -n 3 | tr '\n' ' ')"
+      return 1
+    fi
   done
 }
 
