@@ -10,7 +10,7 @@ use signal_trace_common::*;
 
 use crate::filter::{sides_filter, signal_passes, SIDE_FILTERS};
 use crate::maps::{CLASSIC, EVENTS, FILTER, OFFSETS};
-use crate::mem::{Direct, Mem, Probe};
+use crate::mem::{siginfo, Direct, Mem, Probe};
 use crate::ring::{count_lost, wakeup_flags, write_event};
 use crate::task::{current_task, task_identity, NO_TASK};
 
@@ -78,11 +78,7 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
     } else {
         bpf_get_current_uid_gid() as u32
     };
-    let si_pid = if info > 1 {
-        M::read::<i32>(info, o.siginfo_pid)
-    } else {
-        0
-    };
+    let [si_errno, si_code, si_pid, si_uid] = if info > 1 { siginfo(&o, info) } else { [0; 4] };
     if cfg.flags & SIDE_FILTERS != 0 {
         // The sender of a delivered signal is only known through si_pid.
         let sender = Task {
@@ -101,11 +97,7 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
     let (code, errno, si_uid) = match info {
         0 => (0, 0, 0),
         1 => (0x80, 0, 0),
-        p => (
-            M::read::<i32>(p, o.siginfo_code),
-            M::read::<i32>(p, o.siginfo_errno),
-            M::read::<u32>(p, o.siginfo_uid),
-        ),
+        _ => (si_code, si_errno, si_uid as u32),
     };
     write_event(
         entry.as_mut_ptr(),

@@ -10,7 +10,7 @@ use signal_trace_common::*;
 
 use crate::filter::{sides_filter, signal_passes, CGROUP_FILTERS};
 use crate::maps::{CLASSIC, EVENTS, FILTER, OFFSETS};
-use crate::mem::{read, Direct, Mem, Probe};
+use crate::mem::{read, siginfo, Direct, Mem, Probe};
 use crate::ring::{count_lost, wakeup_flags, write_event};
 use crate::task::{current_identity, current_task, task_identity};
 
@@ -68,16 +68,10 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
     let (code, errno, info_flag) = match info {
         0 => (0, 0, FLAG_INFO_NONE),
         1 => (0x80, 0, FLAG_INFO_PRIV),
-        // si_errno and si_code are adjacent (int si_signo, si_errno, si_code): one read.
-        p if !M::TYPED && o.siginfo_code == o.siginfo_errno + 4 => {
-            let both: u64 = M::read(p, o.siginfo_errno);
-            ((both >> 32) as i32, both as i32, 0)
+        p => {
+            let [errno, code, _, _] = siginfo(&o, p);
+            (code, errno, 0)
         }
-        p => (
-            M::read::<i32>(p, o.siginfo_code),
-            M::read::<i32>(p, o.siginfo_errno),
-            0,
-        ),
     };
     let sighand: u64 = M::read(task, o.task_sighand);
     let action = sighand

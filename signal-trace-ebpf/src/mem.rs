@@ -73,3 +73,27 @@ pub(crate) fn read_comm<M: Mem>(base: u64, off: u32) -> [u8; COMM_LEN] {
     // SAFETY: [u64; 2] and [u8; 16] have the same size, and any bytes are a valid [u8; 16].
     unsafe { core::mem::transmute::<[u64; 2], [u8; COMM_LEN]>(words) }
 }
+
+/// The siginfo fields the programs use, `[si_errno, si_code, si_pid, si_uid]` (si_pid and
+/// si_uid from `_sifields._kill`), for a siginfo pointer other than SEND_SIG_NOINFO (0) and
+/// SEND_SIG_PRIV (1). Always through the helper, also in the BTF tracepoints: recent kernels
+/// (6.18 here) type the signal tracepoints' `info` argument as a scalar, because it carries
+/// those two special values, and refuse typed loads from it. One read where the four are
+/// adjacent, as they are in `struct kernel_siginfo` (int si_signo, si_errno, si_code; then
+/// the union, whose `_kill` leads with pid and uid; include/linux/signal_types.h).
+#[inline(always)]
+pub(crate) fn siginfo(o: &signal_trace_common::KernelOffsets, info: u64) -> [i32; 4] {
+    if o.siginfo_code == o.siginfo_errno + 4
+        && o.siginfo_pid == o.siginfo_code + 4
+        && o.siginfo_uid == o.siginfo_pid + 4
+    {
+        read(info, o.siginfo_errno)
+    } else {
+        [
+            read(info, o.siginfo_errno),
+            read(info, o.siginfo_code),
+            read(info, o.siginfo_pid),
+            read(info, o.siginfo_uid),
+        ]
+    }
+}
