@@ -100,17 +100,26 @@ fn events_flow_while_containerd_restarts_and_names_come_back() {
 
     // A container the cache has not named yet asks the runtime while it is down: a cgroup of
     // containerd's shape, which only containerd could name. The failed query is reported.
-    let unknown = cgroup_root().join(NAMESPACE).join(random_hex(32));
-    std::fs::create_dir(&unknown).expect("make a container-shaped cgroup");
+    // Its namespace's cgroup exists only once a container of that namespace ran there.
+    let ns_dir = cgroup_root().join(NAMESPACE);
+    let made_ns_dir = !ns_dir.exists();
+    let unknown = ns_dir.join(random_hex(32));
+    std::fs::create_dir_all(&unknown).expect("make a container-shaped cgroup");
     let deadline = Instant::now() + Duration::from_secs(15);
     while !trace.stderr().contains("container runtime query failed") {
         if Instant::now() >= deadline {
             let _ = std::fs::remove_dir(&unknown);
+            if made_ns_dir {
+                let _ = std::fs::remove_dir(&ns_dir);
+            }
             panic!("the outage was not reported: {}", trace.stderr());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     std::fs::remove_dir(&unknown).expect("remove the container-shaped cgroup");
+    if made_ns_dir {
+        let _ = std::fs::remove_dir(&ns_dir);
+    }
 
     // Back up: a container started now is named again.
     containerd_up();
