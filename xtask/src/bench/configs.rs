@@ -26,6 +26,9 @@ pub(super) enum Tool {
     StNoSendFailed,
     /// `--events generate,deliver,exit,send_failed,oom`: with the refused-send watcher.
     StWithSendFailed,
+    /// The default with `--no-process-identity`: without the exec and fork programs and the
+    /// senders' programs, arguments and ancestors' names (what the process identities cost).
+    StNoIdentity,
     StJsonStdout,
     StTextFile,
     StFilterReject,
@@ -41,6 +44,7 @@ impl Tool {
             Tool::StJsonDevnull => "st-json-devnull",
             Tool::StNoSendFailed => "st-json-no-send-failed",
             Tool::StWithSendFailed => "st-json-with-send-failed",
+            Tool::StNoIdentity => "st-json-no-identity",
             Tool::StJsonStdout => "st-json-stdout",
             Tool::StTextFile => "st-text-file",
             Tool::StFilterReject => "st-filter-reject",
@@ -60,6 +64,9 @@ impl Tool {
             Tool::StWithSendFailed => {
                 "`signal-trace --format json --output /dev/null --events generate,deliver,exit,send_failed,oom` (all, with send_failed)"
             }
+            Tool::StNoIdentity => {
+                "`signal-trace --format json --output /dev/null --no-process-identity` (default events, no process identities)"
+            }
             Tool::StJsonStdout => "`signal-trace --format json > /dev/null`",
             Tool::StTextFile => "`signal-trace --format text --output FILE`",
             Tool::StFilterReject => {
@@ -77,6 +84,7 @@ impl Tool {
             Tool::StJsonDevnull
                 | Tool::StNoSendFailed
                 | Tool::StWithSendFailed
+                | Tool::StNoIdentity
                 | Tool::StJsonStdout
                 | Tool::StTextFile
                 | Tool::StFilterReject
@@ -98,6 +106,7 @@ impl Tool {
                 "--events",
                 WITH_SEND_FAILED,
             ],
+            Tool::StNoIdentity => &["json", "--output", "/dev/null", "--no-process-identity"],
             Tool::StJsonStdout => &["json"],
             Tool::StFilterReject => &[
                 "json",

@@ -291,6 +291,45 @@ impl Bench {
         s
     }
 
+    /// The tracer (default configuration) started with `processes` more processes alive on the
+    /// host, idle for `seconds`: its peak RSS with the process-identity cache that full.
+    pub(super) fn crowded(&self, processes: usize, seconds: f64) -> Sample {
+        let mut crowd = match Command::new(self.bin_dir.join("crowd"))
+            .arg(processes.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let mut s = self.sample(Workload::Idle, Tool::StJsonDevnull, 0, seconds);
+                s.error = Some(format!("cannot start crowd: {e}"));
+                return s;
+            }
+        };
+        let mut line = String::new();
+        let ready = crowd
+            .stdout
+            .take()
+            .map(|o| BufReader::new(o).read_line(&mut line));
+        let mut s = if matches!(ready, Some(Ok(_))) && line.trim() == format!("ready {processes}") {
+            self.idle(Tool::StJsonDevnull, 0, seconds)
+        } else {
+            let mut s = self.sample(Workload::Idle, Tool::StJsonDevnull, 0, seconds);
+            s.error = Some(format!(
+                "crowd did not start {processes} processes: {line:?}"
+            ));
+            s
+        };
+        drop(crowd.stdin.take());
+        if let Ok(st) = crowd.wait() {
+            if !st.success() && s.error.is_none() {
+                s.error = Some(format!("crowd failed: {st}"));
+            }
+        }
+        s
+    }
+
     /// In-kernel cost per BPF program with kernel.bpf_stats_enabled=1 (restored afterwards).
     pub(super) fn kernel_costs(
         &self,

@@ -27,7 +27,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context as _};
 
 use self::configs::Tool;
-use self::report::{describe, host_tax, loadavg, machine, render, write_section, Results};
+use self::report::{describe, host_tax, loadavg, machine, render, write_section, Results, CROWD};
 use self::targets::{targets, Verdict};
 use self::workloads::Workload;
 
@@ -44,7 +44,7 @@ pub struct BenchArgs {
     /// Smoke run: one short repetition and a 5 s sustained test.
     #[arg(long)]
     quick: bool,
-    /// Only these workloads (repeatable): ping-pong, storm, getppid, pipe, gzip, idle. The
+    /// Only these workloads (repeatable): ping-pong, storm, getppid, pipe, gzip, spawn, idle. The
     /// in-kernel cost runs and the sustained storm follow the signal workloads named.
     #[arg(long = "workload", value_parser = parse_workload_name)]
     workloads: Vec<Workload>,
@@ -170,6 +170,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: {}", describe(&s));
         s
     });
+    let crowded = selected.contains(&Workload::Idle).then(|| {
+        eprintln!("bench: signal-trace idle with {CROWD} more processes alive");
+        let s = bench.crowded(CROWD, idle_seconds);
+        eprintln!("bench: {}", describe(&s));
+        s
+    });
     let host_tax = host_tax(&runs, gzip_syscalls);
 
     let machine = machine(loadavg_before, loadavg());
@@ -204,6 +210,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         host_tax,
         kernel_cost,
         sustained,
+        crowded,
     };
     let json_path = bench.root.join("bench/results.json");
     let json = serde_json::to_string_pretty(&results).context("cannot encode the results")?;

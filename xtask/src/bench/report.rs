@@ -52,7 +52,12 @@ pub(super) struct Results {
     pub(super) host_tax: Vec<HostTax>,
     pub(super) kernel_cost: Vec<KernelCost>,
     pub(super) sustained: Option<Sample>,
+    /// Idle, with [`CROWD`] more processes alive: the process-identity cache's memory.
+    pub(super) crowded: Option<Sample>,
 }
+
+/// How many processes the crowded run keeps alive.
+pub(super) const CROWD: usize = 10_000;
 
 /// The cost of one configuration to a workload that sends no signal, against untraced.
 #[derive(Debug, Clone, Serialize)]

@@ -92,6 +92,28 @@ pub(super) fn targets(r: &Results) -> Vec<(String, String, Verdict)> {
         ));
     }
 
+    // What the process identities (the exec and fork programs, the sender's ancestry, its
+    // program and arguments in every record) cost the signal path: the default against the
+    // default without them, in points of the untraced rate.
+    for w in [Workload::PingPong, Workload::Storm] {
+        let points = match (
+            rate(w, ST),
+            rate(w, Tool::StNoIdentity),
+            rate(w, Tool::Untraced),
+        ) {
+            (Some(with), Some(without), Some(b)) if b > 0.0 => Some(100.0 * (without - with) / b),
+            _ => None,
+        };
+        t.push((
+            format!(
+                "{}: process identities cost ≤ 2 points of the untraced rate",
+                w.key()
+            ),
+            opt(points, |p| format!("{p:+.1} points")),
+            Verdict::of(points.map(|p| p <= 2.0)),
+        ));
+    }
+
     // In the kernel: run_time_ns / run_cnt of the programs that see the event (signal_generate,
     // signal_deliver), the statistics' own overhead included; the all-in figure also charges
     // every other program of the configuration (the refused-send watcher, when attached).
@@ -206,6 +228,19 @@ pub(super) fn targets(r: &Results) -> Vec<(String, String, Verdict)> {
         opt(rss, |k| format!("{} MiB", mib(Some(k)))),
         Verdict::of(rss.map(|k| k <= 30 * 1024)),
     ));
+    let crowded = r
+        .crowded
+        .as_ref()
+        .filter(|s| s.error.is_none())
+        .and_then(|s| s.tracer_peak_rss_kib);
+    t.push((
+        format!(
+            "peak RSS ≤ 30 MiB with {} more processes alive (the process-identity cache full)",
+            fmt_num(super::report::CROWD as f64)
+        ),
+        opt(crowded, |k| format!("{} MiB", mib(Some(k)))),
+        Verdict::of(crowded.map(|k| k <= 30 * 1024)),
+    ));
 
     // The rest of the host: the default configuration's tax on workloads that send no signal.
     let tax = |w: Workload| {
@@ -227,7 +262,7 @@ pub(super) fn targets(r: &Results) -> Vec<(String, String, Verdict)> {
         tax_text(Workload::Getppid),
         Verdict::of(tax(Workload::Getppid).map(|h| h.tax_percent <= 5.0)),
     ));
-    for w in [Workload::Pipe, Workload::Gzip] {
+    for w in [Workload::Pipe, Workload::Gzip, Workload::Spawn] {
         t.push((
             format!("host tax of the default configuration: {}", w.describe()),
             tax_text(w),
@@ -319,6 +354,7 @@ mod tests {
             host_tax,
             kernel_cost: vec![],
             sustained: None,
+            crowded: None,
         }
     }
 
@@ -385,6 +421,50 @@ mod tests {
         let (measured, v) = verdict(&r, "storm: ≥ 0.85");
         assert_eq!(v, Verdict::Missed);
         assert!(measured.starts_with("0.80 of untraced"), "{measured}");
+    }
+
+    #[test]
+    fn the_identity_cost_is_points_of_the_untraced_rate() {
+        let r = results(vec![
+            sample(Workload::Storm, Tool::Untraced, 1000.0),
+            sample(Workload::Storm, ST, 800.0),
+            sample(Workload::Storm, Tool::StNoIdentity, 815.0),
+        ]);
+        let (measured, v) = verdict(&r, "storm: process identities");
+        assert_eq!((measured.as_str(), v), ("+1.5 points", Verdict::Met));
+        let r = results(vec![
+            sample(Workload::Storm, Tool::Untraced, 1000.0),
+            sample(Workload::Storm, ST, 800.0),
+            sample(Workload::Storm, Tool::StNoIdentity, 830.0),
+        ]);
+        assert_eq!(verdict(&r, "storm: process identities").1, Verdict::Missed);
+        assert_eq!(
+            verdict(&r, "ping-pong: process identities").1,
+            Verdict::NotMeasured
+        );
+    }
+
+    #[test]
+    fn the_crowded_rss_is_judged_only_when_measured() {
+        let mut r = results(vec![]);
+        assert_eq!(
+            verdict(&r, "peak RSS ≤ 30 MiB with").1,
+            Verdict::NotMeasured
+        );
+        let mut s = sample(Workload::Idle, ST, 0.0);
+        s.tracer_peak_rss_kib = Some(25 * 1024);
+        r.crowded = Some(s.clone());
+        let (measured, v) = verdict(&r, "peak RSS ≤ 30 MiB with");
+        assert_eq!((measured.as_str(), v), ("25.0 MiB", Verdict::Met));
+        s.tracer_peak_rss_kib = Some(31 * 1024);
+        r.crowded = Some(s.clone());
+        assert_eq!(verdict(&r, "peak RSS ≤ 30 MiB with").1, Verdict::Missed);
+        s.error = Some("crowd failed".into());
+        r.crowded = Some(s);
+        assert_eq!(
+            verdict(&r, "peak RSS ≤ 30 MiB with").1,
+            Verdict::NotMeasured
+        );
     }
 
     #[test]

@@ -27,22 +27,31 @@ pub(super) enum Workload {
     Pipe,
     /// `gzip -c` of a generated text file, run over and over by `runprog`.
     Gzip,
+    /// `/bin/true` run over and over by `runprog`: a fork, an exec and an exit each, what the
+    /// tracer's exec and fork programs cost.
+    Spawn,
     Idle,
 }
 
 impl Workload {
     /// Every workload, in the order of a repetition.
-    pub(super) const ALL: [Workload; 6] = [
+    pub(super) const ALL: [Workload; 7] = [
         Workload::PingPong,
         Workload::Storm,
         Workload::Getppid,
         Workload::Pipe,
         Workload::Gzip,
+        Workload::Spawn,
         Workload::Idle,
     ];
 
     /// The workloads that send no signal: what a tracer costs the rest of the host.
-    pub(super) const HOST: [Workload; 3] = [Workload::Getppid, Workload::Pipe, Workload::Gzip];
+    pub(super) const HOST: [Workload; 4] = [
+        Workload::Getppid,
+        Workload::Pipe,
+        Workload::Gzip,
+        Workload::Spawn,
+    ];
 
     pub(super) fn key(self) -> &'static str {
         match self {
@@ -51,6 +60,7 @@ impl Workload {
             Workload::Getppid => "getppid",
             Workload::Pipe => "pipe",
             Workload::Gzip => "gzip",
+            Workload::Spawn => "spawn",
             Workload::Idle => "idle",
         }
     }
@@ -62,7 +72,7 @@ impl Workload {
             Workload::Storm => "storm",
             Workload::Getppid => "getppid",
             Workload::Pipe => "pipe",
-            Workload::Gzip => "runprog",
+            Workload::Gzip | Workload::Spawn => "runprog",
             Workload::Idle => "",
         }
     }
@@ -72,7 +82,7 @@ impl Workload {
             Workload::PingPong | Workload::Pipe => "round trips/s",
             Workload::Storm => "signals/s",
             Workload::Getppid => "calls/s",
-            Workload::Gzip => "runs/s",
+            Workload::Gzip | Workload::Spawn => "runs/s",
             Workload::Idle => "",
         }
     }
@@ -89,6 +99,7 @@ impl Workload {
             Workload::Gzip => {
                 "`gzip -c` of a 2 MiB generated text file to /dev/null, run over and over"
             }
+            Workload::Spawn => "`/bin/true` run over and over (fork + exec + exit + wait)",
             Workload::Idle => "idle host",
         }
     }
@@ -99,7 +110,11 @@ impl Workload {
         match self {
             Workload::PingPong => Some(4),
             Workload::Storm => Some(2),
-            Workload::Getppid | Workload::Pipe | Workload::Gzip | Workload::Idle => None,
+            Workload::Getppid
+            | Workload::Pipe
+            | Workload::Gzip
+            | Workload::Spawn
+            | Workload::Idle => None,
         }
     }
 
@@ -120,6 +135,7 @@ impl Workload {
                 Tool::StJsonDevnull,
                 Tool::StNoSendFailed,
                 Tool::StWithSendFailed,
+                Tool::StNoIdentity,
                 Tool::StJsonStdout,
                 Tool::StTextFile,
                 Tool::Strace,
@@ -131,6 +147,7 @@ impl Workload {
                 Tool::StJsonDevnull,
                 Tool::StNoSendFailed,
                 Tool::StWithSendFailed,
+                Tool::StNoIdentity,
                 Tool::StJsonStdout,
                 Tool::StTextFile,
                 Tool::StFilterReject,
@@ -140,11 +157,12 @@ impl Workload {
             ],
             // strace stops its tracee at every syscall whatever it prints, and bpftrace only
             // attaches the two signal tracepoints: both are the reference points either side.
-            Workload::Getppid | Workload::Pipe | Workload::Gzip => &[
+            Workload::Getppid | Workload::Pipe | Workload::Gzip | Workload::Spawn => &[
                 Tool::Untraced,
                 Tool::StJsonDevnull,
                 Tool::StNoSendFailed,
                 Tool::StWithSendFailed,
+                Tool::StNoIdentity,
                 Tool::Strace,
                 Tool::Bpftrace,
             ],
@@ -164,6 +182,12 @@ pub(super) fn build(root: &Path, bin_dir: &Path) -> anyhow::Result<()> {
                 .arg(&src),
         )?;
     }
+    super::super::sh(
+        Command::new("gcc")
+            .args(["-O2", "-Wall", "-Wextra", "-o"])
+            .arg(bin_dir.join("crowd"))
+            .arg(root.join("bench/crowd.c")),
+    )?;
     write_gzip_input(&gzip_input(bin_dir))
 }
 
@@ -242,6 +266,9 @@ impl Bench {
         if w == Workload::Gzip {
             args.extend(["gzip".into(), "-c".into()]);
             args.push(gzip_input(&self.bin_dir).into());
+        }
+        if w == Workload::Spawn {
+            args.push("/bin/true".into());
         }
         (self.bin_dir.join(w.binary()), args)
     }
