@@ -22,8 +22,21 @@ pub const KIND_OOM: u32 = 5;
 /// `cgroup_mkdir` on the cgroup v2 hierarchy: a new cgroup (`target.cgroup_id`). Internal: it
 /// keeps container filters current and is not reported.
 pub const KIND_CGROUP: u32 = 6;
+/// `sched:sched_process_exec`: a process started a new program ([`Exec`] record). Internal: it
+/// keeps the process-identity cache current and is not reported.
+pub const KIND_EXEC: u32 = 7;
+/// `sched:sched_process_fork` of a new process, not a thread (`sender.tgid` the parent,
+/// `target.tgid` the child). Internal: the child runs its parent's program until it execs.
+pub const KIND_FORK: u32 = 8;
 /// Number of kinds, for per-kind counters (index 0 is unused).
-pub const KIND_COUNT: u32 = 7;
+pub const KIND_COUNT: u32 = 9;
+
+/// How many of the sender's ancestors a generate record names (`Event::ancestors`).
+pub const ANCESTORS: usize = 8;
+/// Bytes of an exec's file name kept in an [`Exec`] record (`PATH_MAX` is 4096).
+pub const EXE_LEN: usize = 256;
+/// Bytes of an exec's argument block kept in an [`Exec`] record.
+pub const ARGS_LEN: usize = 1024;
 
 // --- `Event::flags` bits ---
 /// generate: the signal is blocked in the target (`task->blocked`).
@@ -46,6 +59,10 @@ pub const FLAG_INFO_NONE: u32 = 1 << 6;
 /// another thread), and the kernel reports SIGKILL with `SEND_SIG_NOINFO` although no SIGKILL
 /// may have been sent. `status` then holds `signal->group_exit_code` (with `FLAG_FULL`).
 pub const FLAG_GROUP_EXIT: u32 = 1 << 7;
+/// exec: the argument block was longer than [`ARGS_LEN`] and was cut.
+pub const FLAG_ARGS_TRUNCATED: u32 = 1 << 8;
+/// exec: the file name was longer than [`EXE_LEN`] - 1 and was cut.
+pub const FLAG_EXE_TRUNCATED: u32 = 1 << 9;
 
 // --- `Event::syscall` values for send_failed ---
 pub const SYSCALL_KILL: u32 = 1;
@@ -125,8 +142,41 @@ pub struct Event {
     pub handler: u64,
     /// generate/deliver: the matching `sa_flags`.
     pub sa_flags: u64,
+    /// generate: the sender's ancestors' process ids (`task->real_parent`, then its parent…),
+    /// nearest first, read when the signal was sent, up to and including the host's PID 1;
+    /// 0 after the last one. Unset (0) for other kinds.
+    pub ancestors: [u32; ANCESTORS],
 }
-const _: () = assert!(core::mem::size_of::<Event>() == 168);
+const _: () = assert!(core::mem::size_of::<Event>() == 200);
+
+/// A `KIND_EXEC` record: the program a process runs from now on, as exec loaded it. Its own
+/// layout, larger than [`Event`]; `kind` leads both.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exec {
+    /// `KIND_EXEC`.
+    pub kind: u32,
+    /// The process (thread-group id after the exec).
+    pub tgid: u32,
+    /// `FLAG_ARGS_TRUNCATED`, `FLAG_EXE_TRUNCATED`.
+    pub flags: u32,
+    /// Bytes of `exe` used, without its NUL.
+    pub exe_len: u32,
+    /// Bytes of `args` used: the start of the new program's argument block (`mm->arg_start`
+    /// to `arg_end`), NUL-separated arguments as execve(2) passed them.
+    pub args_len: u32,
+    /// Explicit padding so that `ts_ns` is 8-aligned; always 0.
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()` when the hook ran.
+    pub ts_ns: u64,
+    /// The process's `comm` after the exec (the file name's last component, cut to 15 bytes).
+    pub comm: [u8; COMM_LEN],
+    /// `linux_binprm.filename`: the path exec opened (as execve(2) was given it, or as the
+    /// interpreter of a script was named).
+    pub exe: [u8; EXE_LEN],
+    pub args: [u8; ARGS_LEN],
+}
+const _: () = assert!(core::mem::size_of::<Exec>() == 32 + COMM_LEN + EXE_LEN + ARGS_LEN);
 
 /// Field offsets inside kernel structures, resolved from the running kernel's BTF by userspace
 /// and handed to the programs as a read-only global. `valid == 0` means "not resolved": the
@@ -184,8 +234,16 @@ pub struct KernelOffsets {
     /// `task_struct.cred` (the subjective credentials `current_uid()` reads) and `cred.uid`.
     pub task_cred: u32,
     pub cred_uid: u32,
+    /// `task_struct.real_parent` (the process that forked it, or the reaper it was handed to).
+    pub task_real_parent: u32,
+    /// `task_struct.mm` and `mm_struct.arg_start`, `.arg_end`: the argument block.
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    /// `linux_binprm.filename`.
+    pub binprm_filename: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 42 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 47 * 4);
 
 /// Set in a [`ClassicOffsets`] offset when the field is a `__data_loc` (a u32 holding the
 /// data's length << 16 | its offset in the record).
@@ -264,6 +322,7 @@ mod pod {
     // SAFETY: all these types are repr(C), made only of integers and integer arrays, with no
     // implicit padding (checked by the size assertions above).
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::Exec {}
     unsafe impl aya::Pod for super::Task {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::ClassicOffsets {}

@@ -122,6 +122,7 @@ fn deliver<M: Mem>(args: [u64; 3]) -> i32 {
             target: receiver,
             handler: M::read(ka, o.sigaction_handler),
             sa_flags: M::read(ka, o.sigaction_flags),
+            ancestors: [0; ANCESTORS],
         },
     );
     entry.submit(wakeup_flags(&cfg));

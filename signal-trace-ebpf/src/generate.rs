@@ -12,7 +12,7 @@ use crate::filter::{sides_filter, signal_passes, CGROUP_FILTERS};
 use crate::maps::{CLASSIC, EVENTS, FILTER, OFFSETS};
 use crate::mem::{read, siginfo, Direct, Mem, Probe};
 use crate::ring::{count_lost, wakeup_flags, write_event};
-use crate::task::{current_identity, current_task, task_identity};
+use crate::task::{ancestors, current_identity, current_task, task_identity};
 
 /// signal_generate: TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task,
 /// int group, int result), include/trace/events/signal.h; called from __send_signal_locked()
@@ -48,7 +48,7 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
     if cfg.flags & FILTER_RESULT != 0 && (cfg.result_mask >> (result & 31)) & 1 == 0 {
         return 0;
     }
-    let current = if M::TYPED || cfg.flags & CGROUP_FILTERS != 0 {
+    let current = if M::TYPED || cfg.flags & CGROUP_FILTERS != 0 || o.task_real_parent != 0 {
         M::current_task()
     } else {
         0
@@ -127,6 +127,7 @@ fn generate<M: Mem>(args: [u64; 5]) -> i32 {
             target,
             handler,
             sa_flags,
+            ancestors: ancestors::<M>(&o, current),
         },
     );
     entry.submit(wakeup_flags(&cfg));

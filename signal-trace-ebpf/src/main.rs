@@ -1,7 +1,7 @@
 //! signal-trace kernel programs.
 //!
 //! One module per hook family, named after it (`generate`, `deliver`, `exit`, `cgroup_mkdir`,
-//! `oom`, `send_failed`), each program a function named after its hook; the maps and globals
+//! `oom`, `send_failed`, `exec`, `fork`), each program a function named after its hook; the maps and globals
 //! they share are in `maps`, and the shared code in `mem` (kernel memory reads), `task` (task
 //! identities), `filter` (in-kernel filters) and `ring` (record writing). Every program filters
 //! before it reserves ring-buffer space, and counts what it could not send in `LOST`. Kernel
@@ -19,7 +19,9 @@ mod task;
 
 mod cgroup_mkdir;
 mod deliver;
+mod exec;
 mod exit;
+mod fork;
 mod generate;
 mod oom;
 mod send_failed;

@@ -56,6 +56,11 @@ pub(crate) static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     siginfo_uid: 0,
     task_cred: 0,
     cred_uid: 0,
+    task_real_parent: 0,
+    task_mm: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
+    binprm_filename: 0,
 });
 
 /// Field offsets of the classic tracepoint records, read by userspace from their format files.
@@ -90,6 +95,14 @@ pub(crate) static FILTER: Global<FilterConfig> = Global::new(FilterConfig {
 /// The events. Its size is set by userspace at load time (`--ring-size`).
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// The exec and fork records, apart from the events: a signal storm that fills `EVENTS` does
+/// not blind the process-identity cache, and a burst of execs does not push out signals.
+#[map]
+pub(crate) static PROCS: RingBuf = RingBuf::with_byte_size(PROCS_BYTES, 0);
+
+/// The size of `PROCS`: about 750 exec records.
+pub(crate) const PROCS_BYTES: u32 = 1 << 20;
 
 /// Records that could not be reserved, per CPU, indexed by `KIND_*`.
 #[map]

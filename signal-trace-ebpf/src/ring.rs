@@ -4,7 +4,7 @@
 use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use signal_trace_common::*;
 
-use crate::maps::{EVENTS, LOST, SUBMITTED};
+use crate::maps::{EVENTS, LOST, PROCS, PROCS_BYTES, SUBMITTED};
 
 /// Writes a whole record into reserved ring memory, field by field, with volatile stores: the
 /// compiler may then neither build it on the stack and copy it, nor merge runs of zeros into a
@@ -37,6 +37,14 @@ pub(crate) fn write_event(rec: *mut Event, ev: Event) {
     unsafe {
         write_task(core::ptr::addr_of_mut!((*rec).sender), &ev.sender);
         write_task(core::ptr::addr_of_mut!((*rec).target), &ev.target);
+        // Eight u32s as four words.
+        let words = core::mem::transmute::<[u32; ANCESTORS], [u64; ANCESTORS / 2]>(ev.ancestors);
+        let dst = core::ptr::addr_of_mut!((*rec).ancestors) as *mut u64;
+        let mut i = 0;
+        while i < ANCESTORS / 2 {
+            core::ptr::write_volatile(dst.add(i), words[i]);
+            i += 1;
+        }
     }
 }
 
@@ -53,6 +61,17 @@ pub(crate) unsafe fn write_task(dst: *mut Task, t: &Task) {
         let comm = core::ptr::addr_of_mut!((*dst).comm) as *mut u64;
         core::ptr::write_volatile(comm, words[0]);
         core::ptr::write_volatile(comm.add(1), words[1]);
+    }
+}
+
+/// Wakes the reader for a process record only when `PROCS` is half full: it is read whenever
+/// `EVENTS` is, and on the reader's timer, so a quiet host costs no wakeup per exec.
+#[inline(always)]
+pub(crate) fn procs_wakeup_flags() -> u64 {
+    if PROCS.query(BPF_RB_AVAIL_DATA as u64) >= u64::from(PROCS_BYTES / 2) {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
     }
 }
 

@@ -137,3 +137,31 @@ pub(crate) fn task_identity<M: Mem>(o: &KernelOffsets, task: u64) -> (Task, u64)
     };
     (t, kn)
 }
+
+/// The process ids of `task`'s ancestors, nearest first: `task->real_parent` (the parent of a
+/// thread's process for a thread), its `real_parent`, and so on, up to and including the
+/// host's init (pid 1), at most `ANCESTORS`; 0 after the last. Read at the moment of the
+/// signal, so a parent that has since exited is still named. Relies on:
+/// task_struct.{real_parent,tgid} (include/linux/sched.h).
+#[inline(always)]
+pub(crate) fn ancestors<M: Mem>(o: &KernelOffsets, task: u64) -> [u32; ANCESTORS] {
+    let mut out = [0u32; ANCESTORS];
+    if o.task_real_parent == 0 || task == 0 {
+        return out;
+    }
+    let mut p: u64 = M::read(task, o.task_real_parent);
+    let mut i = 0;
+    while i < ANCESTORS {
+        let tgid: u32 = M::read(p, o.task_tgid);
+        if tgid == 0 {
+            break;
+        }
+        out[i] = tgid;
+        if tgid == 1 {
+            break;
+        }
+        p = M::read(p, o.task_real_parent);
+        i += 1;
+    }
+    out
+}

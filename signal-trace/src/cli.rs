@@ -207,6 +207,11 @@ pub struct TraceArgs {
     #[arg(long)]
     pub metrics_pod_labels: bool,
 
+    /// Do not follow execs and forks: the sender's and target's `exe`, the sender's `args` and
+    /// its ancestors' programs stay null (the ancestors' pids remain).
+    #[arg(long)]
+    pub no_process_identity: bool,
+
     /// Which events to report: generate, deliver, exit, send_failed, oom [default: all].
     #[arg(long, short = 'e', value_name = "EVENT", value_delimiter = ',')]
     pub events: Vec<String>,

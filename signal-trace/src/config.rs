@@ -133,6 +133,8 @@ pub struct Config {
     pub podman_socket: PathBuf,
     pub metrics: Option<std::net::SocketAddr>,
     pub metrics_pod_labels: bool,
+    /// Follow execs and forks to name senders' programs (not `--no-process-identity`).
+    pub process_identity: bool,
 }
 
 /// Parses a metrics address: "host:port", "\[v6\]:port", or a bare port for 127.0.0.1.
@@ -395,6 +397,7 @@ impl Config {
             podman_socket: a.podman_socket.clone(),
             metrics,
             metrics_pod_labels: a.metrics_pod_labels,
+            process_identity: !a.no_process_identity,
         })
     }
 }

@@ -148,6 +148,14 @@ impl serde::Serialize for RawText {
     }
 }
 
+/// Read back from NDJSON (a replay): the lossy UTF-8 text the record holds.
+impl<'de> serde::Deserialize<'de> for RawText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        Ok(RawText(s.as_bytes().to_vec()))
+    }
+}
+
 /// The hostile name used by the tests: it clears the screen, sets the window title, and starts
 /// a line of its own, if printed raw.
 pub const HOSTILE: &str = "\x1b[2J\x1b]0;x\x07\nFAKE";

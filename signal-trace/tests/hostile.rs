@@ -281,7 +281,8 @@ fn inspect_shows_a_hostile_comm_and_argv_escaped() {
     );
 }
 
-/// The NDJSON fixture with every comm, container name and code replaced by the hostile name.
+/// The NDJSON fixture with every comm, container name, code, sender program and argument
+/// replaced by the hostile name.
 fn hostile_fixture(name: &str) -> String {
     let path = format!(
         "{}/tests/fixtures/explain/{name}.ndjson",
@@ -303,7 +304,13 @@ fn hostile_fixture(name: &str) -> String {
         out.push_str(rest);
         text = out;
     }
-    text
+    // And every sender's program, arguments and ancestors (which evidence shows).
+    text.replace(
+        "\"sender\":{",
+        &format!(
+            "\"sender\":{{\"exe\":{hostile},\"args\":[{hostile},\"-x\"],\"ancestors\":[{{\"pid\":5,\"comm\":{hostile},\"exe\":{hostile}}},{{\"pid\":1,\"comm\":null,\"exe\":{hostile}}}],"
+        ),
+    )
 }
 
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {

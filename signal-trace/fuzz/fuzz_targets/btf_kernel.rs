@@ -380,6 +380,24 @@ pub fn little_kernel(input: &mut Input) -> (Blob, u32, KernelOffsets) {
     def(&mut b, KIND_STRUCT, "cgroup_root", &cgroup_root);
     let cred = strukt(input, &[("usage", int, 4), ("uid", kuid_t, 4)]);
     def(&mut b, KIND_STRUCT, "cred", &cred);
+    // mm_struct { struct { …, arg_start, arg_end, … }; unsigned long cpu_bitmap[]; } as
+    // kernels since 5.x lay it out, and linux_binprm.filename.
+    let mm_inner = strukt(
+        input,
+        &[
+            ("mmap_base", ulong, 8),
+            ("arg_start", ulong, 8),
+            ("arg_end", ulong, 8),
+        ],
+    );
+    let mm_inner_id = def(&mut b, KIND_STRUCT, "", &mm_inner);
+    let mm = strukt(
+        input,
+        &[("", mm_inner_id, mm_inner.size), ("cpu_bitmap", ulong, 8)],
+    );
+    def(&mut b, KIND_STRUCT, "mm_struct", &mm);
+    let binprm = strukt(input, &[("vma", ptr, 8), ("filename", cptr, 8)]);
+    def(&mut b, KIND_STRUCT, "linux_binprm", &binprm);
 
     let regs = strukt(
         input,
@@ -440,6 +458,8 @@ pub fn little_kernel(input: &mut Input) -> (Blob, u32, KernelOffsets) {
         ("cgroups", ptr, 8),
         ("cred", cptr, 8),
         ("start_time", ulong, 8),
+        ("real_parent", ptr, 8),
+        ("mm", ptr, 8),
     ];
     let fields = strukt(input, &task_members);
     // The members, or an anonymous struct or union holding them as in kernels built with
@@ -530,6 +550,11 @@ pub fn little_kernel(input: &mut Input) -> (Blob, u32, KernelOffsets) {
         siginfo_uid: in_siginfo(&[(&inner, "_sifields"), (&sifields, "_kill"), (&kill, "_uid")]),
         task_cred: t("cred"),
         cred_uid: cred.at("uid"),
+        task_real_parent: t("real_parent"),
+        task_mm: t("mm"),
+        mm_arg_start: mm.at("") + mm_inner.at("arg_start"),
+        mm_arg_end: mm.at("") + mm_inner.at("arg_end"),
+        binprm_filename: binprm.at("filename"),
     };
     let count = b.count;
     (b.finish(), count, expected)

@@ -1,15 +1,19 @@
 //! Ring-buffer bytes → `parse_event` → `decode`: an error or a record, never a panic; every
-//! record serializes to JSON and reads back equal, as a replay of a recording does.
+//! record serializes to JSON and reads back equal, as a replay of a recording does. Bytes that
+//! start like an exec record go through `parse_exec` → `exec_program` too: bounded arguments,
+//! never a panic.
 
 #![no_main]
 
 mod json;
 
 use libfuzzer_sys::fuzz_target;
-use signal_trace::event::decode::{decode, parse_event, Clock, DecodeError};
+use signal_trace::event::decode::{
+    decode, exec_program, parse_event, parse_exec, record_kind, Clock, DecodeError, MAX_ARGS,
+};
 use signal_trace::event::record::{Comm, Node, Record};
 use signal_trace::sink::output::text_line;
-use signal_trace_common::Event;
+use signal_trace_common::{Event, Exec, ARGS_LEN, KIND_EXEC};
 
 /// 2023-11-14T22:13:20Z at CLOCK_MONOTONIC 0.
 const CLOCK: Clock = Clock {
@@ -35,6 +39,21 @@ fn comms(r: &Record) -> Vec<&Comm> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    if record_kind(data) == Some(KIND_EXEC) {
+        match parse_exec(data) {
+            Ok(x) => {
+                let p = exec_program(&x);
+                assert!(p.args.len() <= MAX_ARGS);
+                let bytes: usize = p.args.iter().map(|a| a.as_bytes().len() + 1).sum();
+                assert!(bytes <= ARGS_LEN + 1);
+                assert!(p.exe.as_ref().is_none_or(|e| !e.as_bytes().contains(&0)));
+            }
+            Err(e) => assert_eq!(
+                e,
+                DecodeError::Size(data.len(), std::mem::size_of::<Exec>())
+            ),
+        }
+    }
     let size = std::mem::size_of::<Event>();
     let event = match parse_event(data) {
         Ok(e) => e,

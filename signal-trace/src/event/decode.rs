@@ -60,6 +60,63 @@ pub fn parse_event(bytes: &[u8]) -> Result<Event, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
 }
 
+/// The kind of a ring-buffer record (its first 4 bytes), to tell an [`wire::Exec`] from an
+/// [`Event`] before reading either.
+pub fn record_kind(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?))
+}
+
+/// Reads one `KIND_EXEC` record. The buffer may be unaligned.
+pub fn parse_exec(bytes: &[u8]) -> Result<wire::Exec, DecodeError> {
+    let size = std::mem::size_of::<wire::Exec>();
+    if bytes.len() < size {
+        return Err(DecodeError::Size(bytes.len(), size));
+    }
+    // SAFETY: as in parse_event: integers and byte arrays only, no padding, length checked.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<wire::Exec>()) })
+}
+
+/// At most this many arguments of an exec are kept.
+pub const MAX_ARGS: usize = 32;
+
+/// What an exec record says of the program a process runs from now on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    pub exe: Option<RawText>,
+    pub comm: Comm,
+    pub args: Vec<RawText>,
+    /// More than [`MAX_ARGS`] arguments, or more bytes than the record holds.
+    pub args_truncated: bool,
+}
+
+/// Splits an exec record into its program: the file name, and the NUL-separated argument
+/// block (a cut block's last argument is kept as far as it goes, and marked truncated).
+pub fn exec_program(x: &wire::Exec) -> Program {
+    let exe_len = (x.exe_len as usize).min(wire::EXE_LEN);
+    let exe = &x.exe[..exe_len];
+    let exe = exe.iter().position(|&b| b == 0).map_or(exe, |n| &exe[..n]);
+    let block = &x.args[..(x.args_len as usize).min(wire::ARGS_LEN)];
+    let mut truncated = x.flags & wire::FLAG_ARGS_TRUNCATED != 0;
+    // The block ends with the last argument's NUL; without one it was cut inside an argument.
+    let block = block.strip_suffix(&[0]).unwrap_or(block);
+    let mut args: Vec<RawText> = Vec::new();
+    if !block.is_empty() {
+        for a in block.split(|&b| b == 0) {
+            if args.len() == MAX_ARGS {
+                truncated = true;
+                break;
+            }
+            args.push(RawText::from(a));
+        }
+    }
+    Program {
+        exe: (!exe.is_empty()).then(|| RawText::from(exe)),
+        comm: Comm(x.comm),
+        args,
+        args_truncated: truncated,
+    }
+}
+
 fn comm(c: &[u8; 16]) -> Comm {
     Comm(*c)
 }
@@ -73,7 +130,24 @@ fn sender(t: &wire::Task) -> Sender {
         cgroup_id: t.cgroup_id,
         container: None,
         unit: None,
+        exe: None,
+        args: None,
+        args_truncated: false,
+        ancestors: Vec::new(),
     }
+}
+
+/// The sender's ancestors as the kernel named them (process ids, nearest first); the
+/// process-identity cache fills in their programs.
+fn ancestors(pids: &[u32]) -> Vec<Ancestor> {
+    pids.iter()
+        .take_while(|&&p| p != 0)
+        .map(|&pid| Ancestor {
+            pid,
+            comm: None,
+            exe: None,
+        })
+        .collect()
 }
 
 fn nonzero<T: Default + PartialEq>(v: T) -> Option<T> {
@@ -109,7 +183,10 @@ pub fn decode(e: &Event, clock: &Clock, node: &Node) -> Result<Record, DecodeErr
                 group: e.group != 0,
                 result,
                 reason,
-                sender: sender(&e.sender),
+                sender: Sender {
+                    ancestors: ancestors(&e.ancestors),
+                    ..sender(&e.sender)
+                },
                 target: Target {
                     pid: if full { Some(e.target.tgid) } else { None },
                     tid: e.target.tid,
@@ -125,6 +202,7 @@ pub fn decode(e: &Event, clock: &Clock, node: &Node) -> Result<Record, DecodeErr
                     blocked: full.then_some(e.flags & wire::FLAG_BLOCKED != 0),
                     container: None,
                     unit: None,
+                    exe: None,
                 },
             })
         }
@@ -501,7 +579,16 @@ mod tests {
 
     #[test]
     fn malformed_wire_records_are_errors() {
-        assert_eq!(parse_event(&[0u8; 10]), Err(DecodeError::Size(10, 168)));
+        assert_eq!(
+            parse_event(&[0u8; 10]),
+            Err(DecodeError::Size(10, std::mem::size_of::<Event>()))
+        );
+        assert_eq!(
+            parse_exec(&[0u8; 300]),
+            Err(DecodeError::Size(300, std::mem::size_of::<Exec>()))
+        );
+        assert_eq!(record_kind(&[7, 0, 0]), None);
+        assert_eq!(record_kind(&KIND_EXEC.to_ne_bytes()), Some(KIND_EXEC));
         let bad = Event {
             kind: 99,
             ..Default::default()

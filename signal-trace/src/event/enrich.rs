@@ -179,6 +179,7 @@ mod tests {
                 cgroup_id: 1,
                 container: None,
                 unit: None,
+                ..Sender::default()
             },
             target: Target {
                 pid: Some(pid),

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::escape::RawText;
+
 /// A point in time, nanoseconds since the Unix epoch; RFC 3339 UTC with nanoseconds in JSON.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Time(pub u64);
@@ -285,6 +287,35 @@ pub struct Sender {
     /// The systemd unit it runs in (`nginx.service`, `session-3.scope`), from its cgroup.
     #[serde(default)]
     pub unit: Option<String>,
+    /// The program it ran when it sent: the path its last exec opened (as execve(2) was given
+    /// it, symbolic links not resolved), or /proc/PID/exe for a process that was running when
+    /// the tracer started. Null when unknown (a kernel thread, or a record older than the field).
+    #[serde(default)]
+    pub exe: Option<RawText>,
+    /// That program's arguments as execve(2) passed them (argv; the process may have rewritten
+    /// them since: a claim), at most 32 of at most 1 KiB in all. Null when unknown.
+    #[serde(default)]
+    pub args: Option<Vec<RawText>>,
+    /// Whether `args` was cut (more than 32 arguments or more than 1 KiB).
+    #[serde(default)]
+    pub args_truncated: bool,
+    /// Its parent, grandparent… when it sent, nearest first, up to the host's PID 1 or 8
+    /// levels (generate records only; empty otherwise).
+    #[serde(default)]
+    pub ancestors: Vec<Ancestor>,
+}
+
+/// One ancestor of a sender: its process id (a kernel fact, read when the signal was sent)
+/// and what the tracer knows of the program it ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ancestor {
+    pub pid: u32,
+    /// Its comm (null when unknown): what the process calls itself, a claim.
+    #[serde(default)]
+    pub comm: Option<Comm>,
+    /// Its program (as `exe` above; null when unknown).
+    #[serde(default)]
+    pub exe: Option<RawText>,
 }
 
 /// The task a signal was generated for.
@@ -307,6 +338,9 @@ pub struct Target {
     /// The systemd unit it runs in, from its cgroup.
     #[serde(default)]
     pub unit: Option<String>,
+    /// The program it runs (as `sender.exe`); null when unknown.
+    #[serde(default)]
+    pub exe: Option<RawText>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -509,6 +543,15 @@ pub struct LostByKind {
     pub send_failed: u64,
     #[serde(default)]
     pub oom: u64,
+    /// New cgroups (internal: they keep a container filter current).
+    #[serde(default)]
+    pub cgroup: u64,
+    /// Execs and forks (internal: the process-identity cache misses them, so some programs
+    /// are unknown until those processes exec again).
+    #[serde(default)]
+    pub exec: u64,
+    #[serde(default)]
+    pub fork: u64,
 }
 
 /// One NDJSON record; `event` names the variant.

@@ -64,6 +64,50 @@ fn init_ignored_names_the_init_and_the_sender() {
 }
 
 #[test]
+fn evidence_names_the_senders_command_line_and_ancestry() {
+    // The fixture predates exe, args and ancestors: it still loads, and evidence names the
+    // sender by comm and pid alone.
+    let fs = explain_all(&load(INIT_IGNORED));
+    let f = one(&fs, FindingKind::InitIgnored);
+    assert!(
+        f.evidence[0].text.contains("from bash (pid 22067) to"),
+        "{}",
+        f.evidence[0].text
+    );
+    // The same stream as recorded now.
+    let mut lines: Vec<serde_json::Value> = INIT_IGNORED
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines[0]["sender"]["exe"] = "/usr/bin/bash".into();
+    lines[0]["sender"]["args"] = serde_json::json!(["bash", "/etc/cron.daily/stop-app", "now"]);
+    lines[0]["sender"]["args_truncated"] = false.into();
+    lines[0]["sender"]["ancestors"] = serde_json::json!([
+        {"pid": 900, "comm": "cron", "exe": "/usr/sbin/cron"},
+        {"pid": 1, "comm": null, "exe": "/usr/lib/systemd/systemd"}
+    ]);
+    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    let fs = explain_all(&load(&text));
+    let f = one(&fs, FindingKind::InitIgnored);
+    assert!(
+        f.evidence[0].text.contains(
+            "from bash (pid 22067), running \"bash /etc/cron.daily/stop-app now\", child of cron (pid 900) ← systemd (pid 1) to"
+        ),
+        "{}",
+        f.evidence[0].text
+    );
+    // A long command line is cut, and says so.
+    let long = "x".repeat(300);
+    lines[0]["sender"]["args"] = serde_json::json!(["sh", "-c", long]);
+    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    let fs = explain_all(&load(&text));
+    let t = &one(&fs, FindingKind::InitIgnored).evidence[0].text;
+    assert!(t.contains("…\""), "{t}");
+    assert!(!t.contains(&"x".repeat(120)), "{t}");
+}
+
+#[test]
 fn init_ignored_is_reported_once_per_process_and_at_once() {
     let records = load(INIT_IGNORED);
     let mut e = Engine::new();

@@ -150,6 +150,12 @@ pub fn kernel_offsets(btf: &KernelBtf<'_>) -> Result<KernelOffsets, BtfError> {
         siginfo_uid: member("kernel_siginfo", "_sifields._kill._uid")?,
         task_cred: btf.offset(&task, "task_struct", "cred")?,
         cred_uid: member("cred", "uid")?,
+        // The process identities (sender ancestry, exec records); 0 leaves them out.
+        task_real_parent: btf.offset(&task, "task_struct", "real_parent").unwrap_or(0),
+        task_mm: btf.offset(&task, "task_struct", "mm").unwrap_or(0),
+        mm_arg_start: member("mm_struct", "arg_start").unwrap_or(0),
+        mm_arg_end: member("mm_struct", "arg_end").unwrap_or(0),
+        binprm_filename: member("linux_binprm", "filename").unwrap_or(0),
     };
     Ok(o)
 }

@@ -5,5 +5,6 @@
 //! [`privilege`] are pure and tested without it.
 
 pub mod btf;
+pub mod containers;
 pub mod privilege;
 pub mod tracer;

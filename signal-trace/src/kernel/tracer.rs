@@ -14,21 +14,19 @@ use signal_trace_common::{ClassicOffsets, KernelOffsets, KIND_COUNT};
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{Config, EventKind, Side};
-use crate::event::decode::{decode, parse_event, Clock};
+use crate::config::{Config, EventKind};
+use crate::event::decode::{decode, parse_event, parse_exec, record_kind, Clock, DecodeError};
 use crate::event::enrich::Correlator;
+use crate::event::procs::{Processes, MAX_PROCESSES};
 use crate::event::record::{Lost, LostByKind, Node, Record};
 use crate::explain::Engine;
-use crate::filter::{kernel_filter, side_bits, userspace_keeps};
+use crate::filter::{kernel_filter, userspace_keeps};
 use crate::kernel::btf::{classic_offsets, kernel_offsets_from_file, oom_offsets};
+use crate::kernel::containers::{Containers, CONTAINER_REFRESH};
 use crate::sink::file::Output;
 use crate::sink::metrics::{Metrics, Server};
 use crate::sink::output::Sink;
 use crate::sink::summary::Summarizer;
-use crate::workload::cgroup;
-use crate::workload::containerd::{self as runtime, Containerd};
-use crate::workload::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
-use crate::workload::docker;
 
 /// The compiled kernel programs (built by build.rs with aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/signal-trace"));
@@ -166,8 +164,13 @@ pub enum SendWatch {
 pub struct Tracer {
     _ebpf: Ebpf,
     events: RingBuf<MapData>,
+    /// The exec and fork records (empty without process identities).
+    procs: RingBuf<MapData>,
     lost: PerCpuArray<MapData, u64>,
     containers: Option<Containers>,
+    /// The process-identity cache, fed by the exec and fork programs; None when they are not
+    /// attached (`--no-process-identity`, no BTF, or kernel offsets missing).
+    processes: Option<Processes>,
     pub mode: Mode,
     pub attached: usize,
     pub warnings: Vec<String>,
@@ -232,7 +235,7 @@ impl Tracer {
             Ok((o, btf)) => (o, Mode::Full, Some(btf)),
             Err(e) => {
                 warnings.push(format!(
-                    "{e}; tracing in reduced mode: no target process id, PID-namespace pid, cgroup, disposition, ignore reason or process exits"
+                    "{e}; tracing in reduced mode: no target process id, PID-namespace pid, cgroup, disposition, ignore reason, process exits or programs of senders and targets"
                 ));
                 (KernelOffsets::default(), Mode::Classic, None)
             }
@@ -441,6 +444,32 @@ impl Tracer {
                 );
             }
         }
+        // The process identities: every exec and fork of the host, then what /proc shows of the
+        // processes already running (in that order, so that none falls between the two).
+        let identity_offsets = offsets.task_real_parent != 0
+            && offsets.task_mm != 0
+            && offsets.mm_arg_start != 0
+            && offsets.binprm_filename != 0;
+        let processes = if !cfg.process_identity
+            || !(wants(EventKind::Generate) || wants(EventKind::SendFailed))
+        {
+            None
+        } else if mode != Mode::Full {
+            // The reduced-mode warning says it.
+            None
+        } else if !identity_offsets {
+            warnings.push(
+                "the programs of senders and targets are not known here (the kernel's task_struct, mm_struct or linux_binprm lacks a field used): exe, args and ancestors stay null".into(),
+            );
+            None
+        } else {
+            raw(&mut ebpf, "sched_process_exec", "sched_process_exec")?;
+            raw(&mut ebpf, "sched_process_fork", "sched_process_fork")?;
+            let mut p = Processes::new(Path::new("/proc"), MAX_PROCESSES);
+            p.seed();
+            Some(p)
+        };
+
         let mut classic_tp =
             |ebpf: &mut Ebpf, prog: &str, points: &[(&str, String)]| -> anyhow::Result<()> {
                 let p: &mut TracePoint = ebpf
@@ -505,6 +534,10 @@ impl Tracer {
             ebpf.take_map("EVENTS")
                 .ok_or_else(|| anyhow!("no EVENTS map"))?,
         )?;
+        let procs = RingBuf::try_from(
+            ebpf.take_map("PROCS")
+                .ok_or_else(|| anyhow!("no PROCS map"))?,
+        )?;
         let lost = PerCpuArray::try_from(
             ebpf.take_map("LOST")
                 .ok_or_else(|| anyhow!("no LOST map"))?,
@@ -512,8 +545,10 @@ impl Tracer {
         Ok(Tracer {
             _ebpf: ebpf,
             events,
+            procs,
             lost,
             containers,
+            processes,
             mode,
             attached: attached + typed + fexit_attached,
             warnings,
@@ -557,6 +592,12 @@ pub enum Consumer {
     Explain { engine: Box<Engine>, timeline: bool },
 }
 
+/// An exec or fork record waiting to be applied to the process-identity cache.
+enum ProcessRecord {
+    Exec(Box<signal_trace_common::Exec>),
+    Fork { parent: u32, child: u32 },
+}
+
 struct Loop<W: Write> {
     sink: Sink<W>,
     consumer: Consumer,
@@ -569,6 +610,9 @@ struct Loop<W: Write> {
     lost_seen: [u64; KIND_COUNT as usize],
     last_warning: Option<Instant>,
     containers: Option<Containers>,
+    processes: Option<Processes>,
+    /// Exec and fork records read but not applied yet (newer than the events handled).
+    pending_processes: std::collections::VecDeque<(u64, ProcessRecord)>,
     metrics: Option<Metrics>,
     last_refresh: Instant,
     malformed: u64,
@@ -576,10 +620,86 @@ struct Loop<W: Write> {
 
 impl<W: Write> Loop<W> {
     /// Handles one ring-buffer record. Errors are output failures.
+    /// An exec or fork record (from `PROCS`): queued until the events from before it are
+    /// handled, so that each event sees the processes as they were when it happened.
+    fn take_process(&mut self, bytes: &[u8]) {
+        use signal_trace_common::{KIND_EXEC, KIND_FORK};
+        if self.processes.is_none() {
+            return;
+        }
+        let rec = match record_kind(bytes) {
+            Some(KIND_EXEC) => {
+                parse_exec(bytes).map(|x| (x.ts_ns, ProcessRecord::Exec(Box::new(x))))
+            }
+            Some(KIND_FORK) => parse_event(bytes).map(|e| {
+                (
+                    e.ts_ns,
+                    ProcessRecord::Fork {
+                        parent: e.sender.tgid,
+                        child: e.target.tgid,
+                    },
+                )
+            }),
+            Some(k) => Err(DecodeError::Kind(k)),
+            None => Err(DecodeError::Size(bytes.len(), 4)),
+        };
+        match rec {
+            Ok(r) => self.pending_processes.push_back(r),
+            Err(e) => self.malformed(&e),
+        }
+    }
+
+    /// Applies the queued exec and fork records up to time `until` (CLOCK_MONOTONIC ns).
+    fn apply_processes(&mut self, until: u64) {
+        let Some(p) = &mut self.processes else {
+            return;
+        };
+        while self
+            .pending_processes
+            .front()
+            .is_some_and(|(ts, _)| *ts <= until)
+        {
+            match self.pending_processes.pop_front() {
+                Some((_, ProcessRecord::Exec(x))) => p.exec(&x),
+                Some((_, ProcessRecord::Fork { parent, child })) => p.fork(parent, child),
+                None => break,
+            }
+        }
+    }
+
+    /// Whether `bytes` is a record whose sender the process-identity cache does not know.
+    fn sender_unknown(&self, bytes: &[u8]) -> bool {
+        use signal_trace_common::{Event, Task, KIND_GENERATE, KIND_SEND_FAILED};
+        let Some(p) = &self.processes else {
+            return false;
+        };
+        if !matches!(record_kind(bytes), Some(KIND_GENERATE | KIND_SEND_FAILED)) {
+            return false;
+        }
+        let at = std::mem::offset_of!(Event, sender) + std::mem::offset_of!(Task, tgid);
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .is_some_and(|b| p.get(u32::from_ne_bytes(b)).is_none())
+    }
+
+    /// Counts a record the decoder refused, and says so for the first few.
+    fn malformed(&mut self, e: &DecodeError) {
+        // Never expected: the programs and this decoder share their types.
+        self.malformed += 1;
+        if self.malformed <= 10 {
+            eprintln!(
+                "signal-trace: warning: dropping a malformed record from the kernel: {}",
+                crate::escape::escape(e.to_string())
+            );
+        }
+    }
+
     fn handle(&mut self, bytes: &[u8]) -> io::Result<()> {
         let event = parse_event(bytes);
         if let Ok(e) = &event {
             if e.kind == signal_trace_common::KIND_CGROUP {
+                // Internal: it keeps the container filter current and is not reported.
                 if let Some(c) = &mut self.containers {
                     c.new_cgroup(e.target.cgroup_id);
                 }
@@ -590,17 +710,16 @@ impl<W: Write> Loop<W> {
         let mut rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                // Never expected: the programs and this decoder share their types.
-                self.malformed += 1;
-                if self.malformed <= 10 {
-                    eprintln!(
-                        "signal-trace: warning: dropping a malformed record from the kernel: {}",
-                        crate::escape::escape(e.to_string())
-                    );
-                }
+                self.malformed(&e);
                 return Ok(());
             }
         };
+        if let Some(p) = &mut self.processes {
+            p.enrich(&mut rec);
+            if let Record::Exit(x) = &rec {
+                p.exit(x.pid);
+            }
+        }
         if let Some(c) = &mut self.containers {
             c.enrich(&mut rec);
             if !c.keeps(&rec) {
@@ -712,6 +831,9 @@ impl<W: Write> Loop<W> {
                 exit: delta[3],
                 send_failed: delta[4],
                 oom: delta[5],
+                cgroup: delta[6],
+                exec: delta[7],
+                fork: delta[8],
             },
         });
         if self
@@ -728,6 +850,12 @@ impl<W: Write> Loop<W> {
     }
 }
 
+fn drain_procs<W: Write>(procs: &mut RingBuf<MapData>, lp: &mut Loop<W>) {
+    while let Some(item) = procs.next() {
+        lp.take_process(&item);
+    }
+}
+
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -741,238 +869,6 @@ fn monotonic_ns() -> u64 {
 /// Opens the output: standard output, or a file checked as [`crate::sink::file`] says.
 pub fn open_output(cfg: &Config) -> anyhow::Result<Output> {
     Ok(Output::open(cfg)?)
-}
-
-/// How often the container view is rescanned (new containers also arrive at once through the
-/// cgroup_mkdir program when a container filter is active).
-const CONTAINER_REFRESH: Duration = Duration::from_secs(2);
-
-/// The container view: cgroup id → container (with pod metadata from containerd), used to
-/// enrich both sides of every record and to keep the in-kernel container filter current.
-pub struct Containers {
-    cache: ContainerCache,
-    filter: Option<ContainerFilter>,
-    failures_reported: u64,
-}
-
-struct ContainerFilter {
-    selectors: Vec<Selector>,
-    side: Side,
-    /// The SIDE_* bits a selected cgroup gets in CGROUP_FILTER.
-    bits: u32,
-    map: BpfHashMap<MapData, u64, u32>,
-    selected: std::collections::HashSet<u64>,
-}
-
-impl ContainerFilter {
-    fn selects(&self, c: Option<&crate::event::record::Container>) -> bool {
-        c.is_some_and(|c| self.selectors.iter().all(|s| s.matches(c)))
-    }
-
-    fn set(&mut self, id: u64, on: bool) {
-        let result = if on {
-            self.selected.insert(id);
-            self.map.insert(id, self.bits, 0)
-        } else if self.selected.remove(&id) {
-            self.map.remove(&id)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = result {
-            eprintln!(
-                "signal-trace: warning: cannot update the container filter for cgroup {id}: {}",
-                crate::escape::escape(e.to_string())
-            );
-        }
-    }
-}
-
-impl Containers {
-    fn new(
-        cfg: &Config,
-        ebpf: &mut Ebpf,
-        warnings: &mut Vec<String>,
-    ) -> anyhow::Result<Option<Containers>> {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let Some(root) = cgroup::cgroup2_mount(&mountinfo) else {
-            if !cfg.filters.containers.is_empty() {
-                bail!("container filters need the cgroup v2 hierarchy, and none is mounted");
-            }
-            warnings.push("no cgroup v2 hierarchy is mounted: records carry no container".into());
-            return Ok(None);
-        };
-        let mut runtimes: Vec<Box<dyn runtime::ContainerSource>> = Vec::new();
-        match Containerd::new(&cfg.containerd_socket, runtime::DEFAULT_TIMEOUT) {
-            Ok(r) => runtimes.push(Box::new(r)),
-            Err(e) => warnings.push(format!("{e}; containerd containers are named by id only")),
-        }
-        let mut engines = vec![(docker::Engine::Docker, &cfg.docker_socket)];
-        // podman's API service is socket-activated or started by hand: asked only when there.
-        if cfg.podman_socket.exists() {
-            engines.push((docker::Engine::Podman, &cfg.podman_socket));
-        }
-        for (engine, socket) in engines {
-            match docker::DockerApi::new(engine, socket, docker::DEFAULT_TIMEOUT) {
-                Ok(r) => runtimes.push(Box::new(r)),
-                Err(e) => warnings.push(format!("{e}; {engine:?} containers are named by id only")),
-            }
-        }
-        let mut cache = ContainerCache::new(
-            Box::new(CgroupMount::new(root)),
-            runtimes,
-            CacheConfig::default(),
-        );
-        let filter = if cfg.filters.containers.is_empty() {
-            None
-        } else {
-            if let Err(e) = cache.refresh() {
-                bail!("cannot list containers for the filter: {e}");
-            }
-            // At start-up the runtime's first answer is worth waiting for (bounded).
-            cache.wait_for_runtime(runtime::DEFAULT_TIMEOUT + Duration::from_millis(500));
-            let (bits, _) = side_bits(cfg.filters.container_side);
-            let map = BpfHashMap::try_from(
-                ebpf.take_map("CGROUP_FILTER")
-                    .ok_or_else(|| anyhow!("no CGROUP_FILTER map"))?,
-            )?;
-            let mut f = ContainerFilter {
-                selectors: cfg.filters.containers.clone(),
-                side: cfg.filters.container_side,
-                bits,
-                map,
-                selected: Default::default(),
-            };
-            // The cgroups of the containers every selector matches.
-            let ids: Vec<u64> = f
-                .selectors
-                .first()
-                .map(|s| cache.matching_cgroups(s))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|&id| f.selects(cache.get(id)))
-                .collect();
-            if ids.is_empty() {
-                warnings.push(
-                    "no running container matches the container filter yet; waiting for one".into(),
-                );
-            }
-            for id in ids {
-                f.set(id, true);
-            }
-            Some(f)
-        };
-        Ok(Some(Containers {
-            cache,
-            filter,
-            failures_reported: 0,
-        }))
-    }
-
-    /// A cgroup was just created: a new container may belong in the filter.
-    fn new_cgroup(&mut self, id: u64) {
-        if let Some(f) = &mut self.filter {
-            let c = self.cache.resolve(id);
-            if f.selects(c.as_ref()) {
-                f.set(id, true);
-            }
-        }
-    }
-
-    /// Periodic rescan: new and changed containers are re-evaluated against the filter,
-    /// containers long gone leave it. Runtime failures are reported (they also count in the
-    /// metrics).
-    fn refresh(&mut self) {
-        match self.cache.refresh() {
-            Ok(changes) => {
-                if let Some(f) = &mut self.filter {
-                    for id in changes.updated {
-                        f.set(id, f.selects(self.cache.get(id)));
-                    }
-                    for id in changes.purged {
-                        f.set(id, false);
-                    }
-                }
-            }
-            Err(e) => eprintln!(
-                "signal-trace: warning: {}",
-                crate::escape::escape(e.to_string())
-            ),
-        }
-        let failures = self.cache.failures();
-        if failures > self.failures_reported {
-            self.failures_reported = failures;
-            if let Some(why) = self.cache.last_failure() {
-                eprintln!(
-                    "signal-trace: warning: container runtime query failed ({failures} so far): {}",
-                    crate::escape::escape(why)
-                );
-            }
-        }
-    }
-
-    pub fn failures(&self) -> u64 {
-        self.cache.failures()
-    }
-
-    /// Applies a runtime answer that has come in meanwhile (never waits); containers it named
-    /// are re-evaluated against the filter at once.
-    fn poll(&mut self) {
-        if self.cache.poll() {
-            if let Some(f) = &mut self.filter {
-                for id in self.cache.take_updated() {
-                    f.set(id, f.selects(self.cache.get(id)));
-                }
-            }
-        }
-    }
-
-    /// The container and the systemd unit of cgroup `id`.
-    fn lookup(
-        &mut self,
-        id: Option<u64>,
-    ) -> (Option<crate::event::record::Container>, Option<String>) {
-        let Some(id) = id.filter(|&i| i != 0) else {
-            return (None, None);
-        };
-        let container = self.cache.resolve(id);
-        (container, self.cache.unit(id).map(str::to_owned))
-    }
-
-    /// Fills in the container and unit of every side of a record.
-    fn enrich(&mut self, rec: &mut Record) {
-        match rec {
-            Record::Generate(g) => {
-                (g.sender.container, g.sender.unit) = self.lookup(Some(g.sender.cgroup_id));
-                (g.target.container, g.target.unit) = self.lookup(g.target.cgroup_id);
-            }
-            Record::Deliver(d) => (d.container, d.unit) = self.lookup(d.cgroup_id),
-            Record::Exit(x) => (x.container, x.unit) = self.lookup(x.cgroup_id),
-            Record::SendFailed(s) => {
-                (s.sender.container, s.sender.unit) = self.lookup(Some(s.sender.cgroup_id));
-            }
-            Record::Oom(o) => {
-                (o.trigger.container, o.trigger.unit) = self.lookup(Some(o.trigger.cgroup_id));
-            }
-            Record::Lost(_) => {}
-        }
-    }
-
-    /// The container filter for what the kernel could not decide: failed sends and OOM
-    /// victims, whose target's cgroup is not known there. They are kept when their sender
-    /// side is selected (and the filter looks at senders), or when the filter looks at targets
-    /// only (then the kernel has nothing to go by, and the record is kept).
-    fn keeps(&self, rec: &Record) -> bool {
-        let Some(f) = &self.filter else { return true };
-        let sender = match rec {
-            Record::SendFailed(s) => &s.sender,
-            Record::Oom(o) => &o.trigger,
-            _ => return true,
-        };
-        match f.side {
-            Side::Target => true,
-            Side::Sender | Side::Either => f.selects(sender.container.as_ref()),
-        }
-    }
 }
 
 /// Handlers for every signal that would otherwise end the tracer without draining the ring:
@@ -1055,8 +951,10 @@ pub async fn run(
     let Tracer {
         _ebpf: ebpf,
         events,
+        procs,
         lost,
         containers,
+        processes,
         ..
     } = tracer;
     let lost_reader = LostReader { lost };
@@ -1065,6 +963,10 @@ pub async fn run(
     let mut ring =
         unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) }
             .map_err(|e| anyhow!("cannot poll the ring buffer: {e}"))?;
+    // SAFETY: as above.
+    let mut procs_ring =
+        unsafe { AsyncFd::register_with_interest(procs, tokio::io::Interest::READABLE) }
+            .map_err(|e| anyhow!("cannot poll the process ring buffer: {e}"))?;
     let StopSignals {
         stops: mut stop_signals,
         mut hup,
@@ -1086,6 +988,8 @@ pub async fn run(
         consumer,
         summary: cfg.summary.map(|d| Summarizer::new(d.as_nanos() as u64)),
         containers,
+        processes,
+        pending_processes: Default::default(),
         metrics,
         last_refresh: Instant::now(),
         malformed: 0,
@@ -1105,11 +1009,17 @@ pub async fn run(
             tokio::select! {
                 guard = ring.readable_mut() => {
                     let mut guard = guard?;
-                    drain(guard.get_inner_mut(), &mut lp)?;
+                    drain(guard.get_inner_mut(), procs_ring.get_mut(), &mut lp)?;
+                    guard.clear_ready();
+                }
+                guard = procs_ring.readable_mut() => {
+                    // Half full: the events first, so that they see the processes as they were.
+                    let mut guard = guard?;
+                    drain(ring.get_mut(), guard.get_inner_mut(), &mut lp)?;
                     guard.clear_ready();
                 }
                 _ = tick.tick() => {
-                    drain(ring.get_mut(), &mut lp)?;
+                    drain(ring.get_mut(), procs_ring.get_mut(), &mut lp)?;
                     lp.check_lost(lost_reader.totals())?;
                     lp.advance()?;
                     lp.sink.flush()?;
@@ -1118,7 +1028,7 @@ pub async fn run(
                 _ = hup.recv() => {
                     // Whatever is buffered goes to the old file (logrotate renamed it), then
                     // the path is opened anew with the same checks.
-                    drain(ring.get_mut(), &mut lp)?;
+                    drain(ring.get_mut(), procs_ring.get_mut(), &mut lp)?;
                     lp.sink.flush()?;
                     if let Err(e) = lp.sink.get_mut().reopen() {
                         eprintln!("signal-trace: warning: {e}; still writing to the file already open");
@@ -1135,7 +1045,7 @@ pub async fn run(
     let stop = match outcome {
         Ok(stop) => {
             // Drain what is still in the ring, then the final loss count.
-            let done = drain(ring.get_mut(), &mut lp)
+            let done = drain(ring.get_mut(), procs_ring.get_mut(), &mut lp)
                 .and_then(|_| lp.check_lost(lost_reader.totals()))
                 .and_then(|_| lp.finish())
                 .and_then(|_| lp.sink.flush());
@@ -1150,6 +1060,7 @@ pub async fn run(
     };
     // Detach everything before returning: programs and links are closed with their fds.
     drop(ring);
+    drop(procs_ring);
     drop(ebpf);
     Ok((stop, lp.totals))
 }
@@ -1171,12 +1082,32 @@ impl LostReader {
     }
 }
 
-fn drain<W: Write>(ring: &mut RingBuf<MapData>, lp: &mut Loop<W>) -> io::Result<()> {
+/// Handles what the rings hold, in time order across the two: before each event, the exec and
+/// fork records from before it are applied (and `procs` is read again when the event's sender
+/// is unknown: its exec may have been written after the first read, but before its signal);
+/// the rest once the events are done.
+fn drain<W: Write>(
+    ring: &mut RingBuf<MapData>,
+    procs: &mut RingBuf<MapData>,
+    lp: &mut Loop<W>,
+) -> io::Result<()> {
+    drain_procs(procs, lp);
+    let ts_at = std::mem::offset_of!(signal_trace_common::Event, ts_ns);
     while let Some(item) = ring.next() {
+        let ts = item
+            .get(ts_at..ts_at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(u64::MAX, u64::from_ne_bytes);
+        lp.apply_processes(ts);
+        if lp.sender_unknown(&item) {
+            drain_procs(procs, lp);
+            lp.apply_processes(ts);
+        }
         lp.handle(&item)?;
         if lp.cfg.count.is_some_and(|n| lp.totals.events >= n) {
             break;
         }
     }
+    lp.apply_processes(u64::MAX);
     Ok(())
 }

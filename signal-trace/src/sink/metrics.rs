@@ -131,6 +131,9 @@ impl Metrics {
                 ("exit", l.events.exit),
                 ("send_failed", l.events.send_failed),
                 ("oom", l.events.oom),
+                ("cgroup", l.events.cgroup),
+                ("exec", l.events.exec),
+                ("fork", l.events.fork),
             ] {
                 if n > 0 {
                     self.lost
@@ -371,6 +374,7 @@ mod tests {
             m.record(&rec(IGNORED));
         }
         m.record(&rec(r#"{"event":"lost","time":"2026-11-26T13:30:26Z","count":5,"events":{"generate":4,"deliver":1,"exit":0,"send_failed":0}}"#));
+        m.record(&rec(r#"{"event":"lost","time":"2026-11-26T13:30:27Z","count":3,"events":{"generate":0,"deliver":0,"exit":0,"send_failed":0,"exec":2,"fork":1}}"#));
         m.runtime_failures(2);
         m.runtime_failures(2);
         let text = m.render();
@@ -386,6 +390,14 @@ mod tests {
         );
         assert!(
             text.contains(r#"signal_trace_lost_events_total{event="deliver"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"signal_trace_lost_events_total{event="exec"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"signal_trace_lost_events_total{event="fork"} 1"#),
             "{text}"
         );
         assert!(

@@ -438,6 +438,7 @@ mod tests {
                 cgroup_id: 1,
                 container: None,
                 unit: None,
+                ..Sender::default()
             },
             target: Target {
                 pid: Some(20),
@@ -450,6 +451,7 @@ mod tests {
                 blocked: Some(false),
                 container: None,
                 unit: None,
+                exe: None,
             },
         })
     }
@@ -560,6 +562,7 @@ mod tests {
                 cgroup_id: 0,
                 container: None,
                 unit: None,
+                ..Sender::default()
             },
             target_pid: Some(1),
             target_tid: None,
@@ -723,7 +726,7 @@ mod tests {
         let mut sink = Sink::new(
             Full {
                 data: Vec::new(),
-                room: 1 << 20,
+                room: 4 << 20,
             },
             Format::Json,
             false,

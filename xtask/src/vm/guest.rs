@@ -33,6 +33,7 @@ const CHECKS: &[(&str, Check)] = &[
         namespace_init_ignores_sigterm,
     ),
     ("handler_delivery", handler_delivery),
+    ("sender_identity", sender_identity),
     ("blocked_signal_merged", blocked_signal_merged),
     ("sigkill_exit_137", sigkill_exit_137),
     ("one_exit_per_process", one_exit_per_process),
@@ -179,6 +180,45 @@ fn handler_delivery(g: &Guest) -> anyhow::Result<()> {
         int(&d, "sa_flags")? & i64::from(libc::SA_RESTART) != 0,
         "sa_flags lacks SA_RESTART in {d}"
     );
+    trace.stop()?;
+    Ok(())
+}
+
+/// The sender's program, arguments and parent: a shell exec'd after the tracer started (its
+/// exec record), whose parent is this process (named from /proc, and found through the
+/// kernel's real_parent chain).
+fn sender_identity(g: &Guest) -> anyhow::Result<()> {
+    let child = spawn(Setup {
+        handle: &[libc::SIGUSR1],
+        ..Setup::default()
+    })?;
+    let trace = Trace::start(
+        g,
+        &[
+            "--target-pid",
+            &child.pid.to_string(),
+            "--events",
+            "generate",
+        ],
+    )?;
+    // The shell's kill is a builtin: the shell itself sends.
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -USR1 {}", child.pid), "stopper"])
+        .status()
+        .context("run sh")?;
+    ensure!(status.success(), "sh -c kill: {status}");
+    let gen = trace.wait_for("SIGUSR1 from a shell", |v| generate_for(v, child.pid, 10))?;
+    let sender = &gen["sender"];
+    let exe = sender["exe"].as_str().unwrap_or_default();
+    ensure!(
+        exe.ends_with("/sh"),
+        "sender.exe is {exe:?}, not a shell, in {gen}"
+    );
+    ensure!(sender["args"][1] == "-c", "sender.args lacks -c in {gen}");
+    let parent = &sender["ancestors"][0];
+    expect(parent, "pid", std::process::id())?;
+    let me = std::fs::read_link("/proc/self/exe").context("read /proc/self/exe")?;
+    expect(parent, "exe", me.to_string_lossy().as_ref())?;
     trace.stop()?;
     Ok(())
 }

@@ -2,7 +2,10 @@
 //!
 //! This file holds the text helpers they share.
 
+use std::fmt::Write as _;
+
 use super::*;
+use crate::event::record::Sender;
 
 mod coalesced;
 mod events_lost;
@@ -82,6 +85,48 @@ pub(crate) fn result_text(g: &Generate) -> String {
     }
 }
 
+/// A sender as evidence names it: its comm and pid, the command line it ran (cut to
+/// [`COMMAND_CHARS`] characters), and who started it, nearest first, as far as the record
+/// knows: `kill (pid 40), running "kill -TERM 7", child of sh (pid 30) ← cron (pid 2) ←
+/// systemd (pid 1)`.
+pub(crate) fn sender_text(s: &Sender) -> String {
+    let mut t = format!("{} (pid {})", s.comm.as_str(), s.pid);
+    match (&s.args, &s.exe) {
+        (Some(args), _) if !args.is_empty() => {
+            let line: Vec<_> = args.iter().map(|a| a.lossy()).collect();
+            let line = line.join(" ");
+            let mut cut: String = line.chars().take(COMMAND_CHARS).collect();
+            if cut.len() < line.len() || s.args_truncated {
+                cut.push('…');
+            }
+            let _ = write!(t, ", running \"{cut}\"");
+        }
+        (_, Some(exe)) => {
+            let _ = write!(t, ", running {}", exe.lossy());
+        }
+        _ => {}
+    }
+    if !s.ancestors.is_empty() {
+        let chain: Vec<String> = s
+            .ancestors
+            .iter()
+            .map(|a| {
+                let name = match (&a.comm, &a.exe) {
+                    (Some(c), _) => c.as_str().into_owned(),
+                    (None, Some(e)) => e.lossy().rsplit('/').next().unwrap_or("").to_owned(),
+                    (None, None) => "?".to_owned(),
+                };
+                format!("{name} (pid {})", a.pid)
+            })
+            .collect();
+        let _ = write!(t, ", child of {}", chain.join(" ← "));
+    }
+    t
+}
+
+/// How much of a sender's command line evidence shows.
+pub(crate) const COMMAND_CHARS: usize = 100;
+
 pub(crate) fn evidence_generate(g: &Generate) -> Evidence {
     let target = who(
         g.target.comm,
@@ -97,7 +142,7 @@ pub(crate) fn evidence_generate(g: &Generate) -> Evidence {
     } else if g.sender.pid == g.target.pid.unwrap_or(g.target.tid) {
         "raised by itself".to_string()
     } else {
-        format!("from {} (pid {})", g.sender.comm.as_str(), g.sender.pid)
+        format!("from {}", sender_text(&g.sender))
     };
     Evidence {
         time: g.time,
