@@ -96,25 +96,30 @@ pub fn exec_program(x: &wire::Exec) -> Program {
     let exe = &x.exe[..exe_len];
     let exe = exe.iter().position(|&b| b == 0).map_or(exe, |n| &exe[..n]);
     let block = &x.args[..(x.args_len as usize).min(wire::ARGS_LEN)];
-    let mut truncated = x.flags & wire::FLAG_ARGS_TRUNCATED != 0;
-    // The block ends with the last argument's NUL; without one it was cut inside an argument.
-    let block = block.strip_suffix(&[0]).unwrap_or(block);
-    let mut args: Vec<RawText> = Vec::new();
-    if !block.is_empty() {
-        for a in block.split(|&b| b == 0) {
-            if args.len() == MAX_ARGS {
-                truncated = true;
-                break;
-            }
-            args.push(RawText::from(a));
-        }
-    }
+    let (args, more) = split_args(block);
     Program {
         exe: (!exe.is_empty()).then(|| RawText::from(exe)),
         comm: Comm(x.comm),
         args,
-        args_truncated: truncated,
+        args_truncated: more || x.flags & wire::FLAG_ARGS_TRUNCATED != 0,
     }
+}
+
+/// The arguments of an argument block (NUL-separated, as execve(2) lays argv out and
+/// /proc/PID/cmdline shows it), at most [`MAX_ARGS`]; true when there were more. The block ends
+/// with its last argument's NUL; without one, the last argument was cut and is kept as read.
+pub fn split_args(block: &[u8]) -> (Vec<RawText>, bool) {
+    let block = block.strip_suffix(&[0]).unwrap_or(block);
+    let mut args = Vec::new();
+    if !block.is_empty() {
+        for a in block.split(|&b| b == 0) {
+            if args.len() == MAX_ARGS {
+                return (args, true);
+            }
+            args.push(RawText::from(a));
+        }
+    }
+    (args, false)
 }
 
 fn comm(c: &[u8; 16]) -> Comm {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use signal_trace_common as wire;
 
 use crate::escape::RawText;
-use crate::event::decode::{exec_program, Program, MAX_ARGS};
+use crate::event::decode::{exec_program, split_args, Program};
 use crate::event::record::{Comm, Record};
 
 /// Default bound on remembered processes (a host's pid_max is 4 million; 32 Ki live
@@ -191,7 +191,7 @@ fn args(p: &Program) -> (Option<Vec<RawText>>, bool) {
 }
 
 /// What /proc/PID shows of a process's program: `exe` (the kernel's path of it), `cmdline`
-/// (at most [`wire::ARGS_LEN`] bytes, [`MAX_ARGS`] arguments) and `comm`. None when the process
+/// (at most [`wire::ARGS_LEN`] bytes, [`crate::event::decode::MAX_ARGS`] arguments) and `comm`. None when the process
 /// is gone. A kernel thread has no exe and an empty cmdline.
 fn read_proc(dir: &Path) -> Option<Program> {
     let comm = fs::read(dir.join("comm")).ok()?;
@@ -203,30 +203,21 @@ fn read_proc(dir: &Path) -> Option<Program> {
     if let Ok(f) = fs::File::open(dir.join("cmdline")) {
         let _ = f.take(wire::ARGS_LEN as u64 + 1).read_to_end(&mut block);
     }
-    let mut truncated = block.len() > wire::ARGS_LEN;
+    let cut = block.len() > wire::ARGS_LEN;
     block.truncate(wire::ARGS_LEN);
-    let block = block.strip_suffix(&[0]).unwrap_or(&block);
-    let mut args = Vec::new();
-    if !block.is_empty() {
-        for a in block.split(|&b| b == 0) {
-            if args.len() == MAX_ARGS {
-                truncated = true;
-                break;
-            }
-            args.push(RawText::from(a));
-        }
-    }
+    let (args, more) = split_args(&block);
     Some(Program {
         exe,
         comm,
         args,
-        args_truncated: truncated,
+        args_truncated: cut || more,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::decode::MAX_ARGS;
     use crate::event::record::{Ancestor, Generate, Outcome, Sender, Target, Time};
     use std::borrow::Cow;
 
