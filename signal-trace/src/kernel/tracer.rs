@@ -619,7 +619,6 @@ struct Loop<W: Write> {
 }
 
 impl<W: Write> Loop<W> {
-    /// Handles one ring-buffer record. Errors are output failures.
     /// An exec or fork record (from `PROCS`): queued until the events from before it are
     /// handled, so that each event sees the processes as they were when it happened.
     fn take_process(&mut self, bytes: &[u8]) {
@@ -695,6 +694,7 @@ impl<W: Write> Loop<W> {
         }
     }
 
+    /// Handles one record of `EVENTS`. Errors are output failures.
     fn handle(&mut self, bytes: &[u8]) -> io::Result<()> {
         let event = parse_event(bytes);
         if let Ok(e) = &event {
