@@ -94,7 +94,7 @@ pub fn send_failed_off_line(why: &str, failed: bool) -> String {
     let off = format!(
         "refused sends (a kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo or pidfd_send_signal the kernel turns down) are off: {why}"
     );
-    let cost = "--events ...,send_failed watches them from the syscall-exit tracepoint, which slows every syscall on the host (about +60 % on a getppid loop)";
+    let cost = "--events ...,send_failed watches them from the syscall-exit tracepoint, which slows every syscall on the host (+34 % on a getppid() loop in the benchmark)";
     if failed {
         format!("signal-trace: --failed sees signals the kernel dropped, not sends it refused: {off}; {cost}")
     } else {
