@@ -28,6 +28,7 @@
 //! test holds serde_json to this.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Appends the escaped form of `bytes` to `out`.
 pub fn escape_into(out: &mut String, bytes: &[u8]) {
@@ -95,9 +96,10 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// Bytes a process controls (its comm as /proc shows it, an argument of its command line): kept
-/// as they are, written to NDJSON lossily as UTF-8, shown escaped by `Display`.
+/// as they are, written to NDJSON lossily as UTF-8, shown escaped by `Display`. Shared by
+/// reference count: a process's program and arguments go into every record it is part of.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RawText(pub Vec<u8>);
+pub struct RawText(pub Arc<[u8]>);
 
 impl RawText {
     pub fn as_bytes(&self) -> &[u8] {
@@ -114,25 +116,31 @@ impl RawText {
 
 impl From<&str> for RawText {
     fn from(s: &str) -> RawText {
-        RawText(s.as_bytes().to_vec())
+        RawText(Arc::from(s.as_bytes()))
+    }
+}
+
+impl From<Vec<u8>> for RawText {
+    fn from(b: Vec<u8>) -> RawText {
+        RawText(Arc::from(b))
     }
 }
 
 impl From<&[u8]> for RawText {
     fn from(b: &[u8]) -> RawText {
-        RawText(b.to_vec())
+        RawText(Arc::from(b))
     }
 }
 
 impl PartialEq<&str> for RawText {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == other.as_bytes()
+        *self.0 == *other.as_bytes()
     }
 }
 
 impl PartialEq<str> for RawText {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other.as_bytes()
+        *self.0 == *other.as_bytes()
     }
 }
 
@@ -152,7 +160,7 @@ impl serde::Serialize for RawText {
 impl<'de> serde::Deserialize<'de> for RawText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = std::borrow::Cow::<str>::deserialize(d)?;
-        Ok(RawText(s.as_bytes().to_vec()))
+        Ok(RawText(Arc::from(s.as_bytes())))
     }
 }
 

@@ -45,3 +45,15 @@ where
     }
     back
 }
+
+/// The sink's own record encoder writes exactly what serde_json writes.
+pub fn same_as_serde(r: &signal_trace::event::record::Record) {
+    let mut ours = Vec::new();
+    signal_trace::sink::ndjson::Encoder::default().record(&mut ours, r);
+    let theirs = serde_json::to_vec(r).expect("serializes");
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&theirs),
+        "the record encoder and serde_json disagree"
+    );
+}

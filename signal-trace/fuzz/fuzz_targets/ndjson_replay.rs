@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         json::round_trip(&record);
+        json::same_as_serde(&record);
         assert!(record_matches(&filters, &record));
         text_line(&mut line_text, &record, false);
 

@@ -1,5 +1,6 @@
 //! Ring-buffer bytes → `parse_event` → `decode`: an error or a record, never a panic; every
-//! record serializes to JSON and reads back equal, as a replay of a recording does. Bytes that
+//! record serializes to JSON and reads back equal, as a replay of a recording does, and the
+//! sink's record encoder writes the same bytes as serde_json. Bytes that
 //! start like an exec record go through `parse_exec` → `exec_program` too: bounded arguments,
 //! never a panic.
 
@@ -77,6 +78,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(record.time(), CLOCK.wall(event.ts_ns));
 
+    json::same_as_serde(&record);
     let back = json::round_trip(&record);
     if comms(&record).into_iter().all(lossless_comm) {
         assert_eq!(back, record, "record changed through JSON");

@@ -2,7 +2,9 @@
 //! host pid), a process exit to the signal that killed it, and the policy for which exits are
 //! worth reporting.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 
 use crate::event::names::{default_action, DefaultAction};
 use crate::event::record::{DeliverCause, KilledBy, Outcome, Record, Time};

@@ -15,7 +15,9 @@
 //! of dead processes behind), entries of processes that no longer exist are dropped; should
 //! that not make room, arbitrary entries go, counted in `evicted`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -49,7 +51,7 @@ pub struct Processes {
 impl Processes {
     pub fn new(proc_root: &Path, max: usize) -> Processes {
         Processes {
-            by_pid: HashMap::new(),
+            by_pid: HashMap::default(),
             dying: VecDeque::new(),
             max: max.max(1),
             proc_root: proc_root.to_path_buf(),
@@ -198,7 +200,7 @@ fn read_proc(dir: &Path) -> Option<Program> {
     let comm = Comm::from_bytes(comm.strip_suffix(b"\n").unwrap_or(&comm));
     let exe = fs::read_link(dir.join("exe"))
         .ok()
-        .map(|p| RawText(p.into_os_string().into_encoded_bytes()));
+        .map(|p| RawText::from(p.into_os_string().into_encoded_bytes()));
     let mut block = Vec::with_capacity(256);
     if let Ok(f) = fs::File::open(dir.join("cmdline")) {
         let _ = f.take(wire::ARGS_LEN as u64 + 1).read_to_end(&mut block);

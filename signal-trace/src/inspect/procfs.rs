@@ -254,7 +254,7 @@ pub(crate) fn unescape_name(raw: &[u8]) -> RawText {
             }
         }
     }
-    RawText(out)
+    RawText::from(out)
 }
 
 /// Everything read for one process; the input of [`analyze`].

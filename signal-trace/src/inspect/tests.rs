@@ -1052,7 +1052,7 @@ fn names_and_arguments_are_read_as_bytes_and_shown_escaped() {
     s.children = vec![ProcStatus::parse_bytes(&worker).unwrap()];
     s.cmdline = vec![
         crate::escape::HOSTILE.into(),
-        RawText(b"--flag=\x9b\xff".to_vec()),
+        RawText::from(&b"--flag=\x9b\xff"[..]),
     ];
     s.cgroup = Some(format!("0::/system.slice/docker-{ID1}.scope\n"));
     let r = analyze(&s);

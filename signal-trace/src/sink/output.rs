@@ -7,6 +7,7 @@ use crate::config::Format;
 use crate::escape::Escaped;
 use crate::event::names::sa_flags_names;
 use crate::event::record::*;
+use crate::sink::ndjson::Encoder;
 
 /// Buffered record writer. The caller flushes (the trace loop does so at least every 100 ms).
 /// The buffer holds whole lines only and goes out in one `write_all`, so an output that fails
@@ -17,6 +18,7 @@ pub struct Sink<W: Write> {
     format: Format,
     color: bool,
     line: String,
+    encoder: Encoder,
 }
 
 impl<W: Write> Sink<W> {
@@ -27,6 +29,7 @@ impl<W: Write> Sink<W> {
             format,
             color,
             line: String::with_capacity(256),
+            encoder: Encoder::default(),
         }
     }
 
@@ -37,7 +40,7 @@ impl<W: Write> Sink<W> {
         match self.format {
             Format::Json => {
                 let start = self.buf.len();
-                if let Err(e) = serde_json::to_writer(&mut self.buf, item) {
+                if let Err(e) = item.json(&mut self.encoder, &mut self.buf) {
                     self.buf.truncate(start);
                     return Err(io::Error::other(e));
                 }
@@ -126,14 +129,27 @@ impl Write for FileOut {
     }
 }
 
-/// Something the sink can write: NDJSON through serde, or text for people.
+/// Something the sink can write: NDJSON (through serde unless the item has an encoder of its
+/// own), or text for people.
 pub trait Item: serde::Serialize {
     fn text(&self, out: &mut String, color: bool);
+
+    /// Appends the item as one JSON object.
+    fn json(&self, _encoder: &mut Encoder, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, self)
+    }
 }
 
 impl Item for Record {
     fn text(&self, out: &mut String, color: bool) {
         text_line(out, self, color);
+    }
+
+    /// Records, nearly every line written, take the encoder that writes serde_json's bytes
+    /// without its per-field cost.
+    fn json(&self, encoder: &mut Encoder, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        encoder.record(out, self);
+        Ok(())
     }
 }
 

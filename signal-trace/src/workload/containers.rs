@@ -348,11 +348,11 @@ pub struct ContainerCache {
     sources: Vec<Source>,
     clock: Box<dyn Clock>,
     config: CacheConfig,
-    entries: HashMap<u64, Entry>,
+    entries: foldhash::HashMap<u64, Entry>,
     /// When a scan for an unknown id last came up empty.
     fruitless_scan_at: Option<Instant>,
     /// Ids a scan looked for and did not find, with when; kept as long as retained entries.
-    unknown: HashMap<u64, Instant>,
+    unknown: foldhash::HashMap<u64, Instant>,
     /// Container cgroups added or changed since the last refresh.
     unreported: HashSet<u64>,
     failures: u64,
@@ -405,9 +405,9 @@ impl ContainerCache {
                 .collect(),
             clock,
             config,
-            entries: HashMap::new(),
+            entries: Default::default(),
             fruitless_scan_at: None,
-            unknown: HashMap::new(),
+            unknown: Default::default(),
             unreported: HashSet::new(),
             failures: 0,
             last_failure: None,
