@@ -162,7 +162,17 @@ impl Engine {
         if matches!(action, DefaultAction::Ignore | DefaultAction::Continue) {
             return;
         }
-        let ev = evidence_generate(g);
+        let shutdown = is_shutdown_signal(g.signo);
+        // Who decided matters for the signals that stop a workload.
+        let decider = if shutdown || g.signo == SIGKILL {
+            decider(g)
+        } else {
+            Decider::Unknown
+        };
+        let mut ev = evidence_generate(g);
+        if let Some(t) = decider.evidence_text() {
+            ev.text.push_str(&t);
+        }
         if matches!(g.result, Outcome::AlreadyPending | Outcome::Overflow) {
             self.coalesce(g, (nid, pid), &ev);
         }
@@ -177,6 +187,7 @@ impl Engine {
                 comm: g.sender.comm,
             },
             sender_unit: g.sender.unit.clone(),
+            decider,
             result: g.result,
             reason: g.reason,
             disposition: g.target.disposition,
@@ -200,7 +211,6 @@ impl Engine {
         }
         // A handled SIGHUP asks for a reload, not a stop.
         let reload = g.signo == SIGHUP && sig.disposition == Some(Disposition::Handler);
-        let shutdown = is_shutdown_signal(g.signo);
         if shutdown && !reload && p.term.is_none() {
             p.term = Some(sig.clone());
         }

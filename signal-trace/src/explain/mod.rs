@@ -17,8 +17,9 @@
 //! - `events_lost`: the tracer lost events; findings around that time may be incomplete.
 //!
 //! Layout: [`model`] holds what a finding and a timeline are (the NDJSON contract); `state`
-//! what is known of each process between records; `engine` the state machine that decides
-//! when a finding is due; `kinds/` one file per finding kind, with its evidence, text and
+//! what is known of each process between records; `orchestrator` who decided a stop (the
+//! sender's program and ancestry) and so which orchestrator a finding names; `engine` the state
+//! machine that decides when a finding is due; `kinds/` one file per finding kind, with its evidence, text and
 //! remedy; `remedy/` the remedy texts, one file per orchestrator (Kubernetes, Docker and
 //! podman, systemd, and a generic one); [`render`] the text for people. A new kind is a file in `kinds/`, a variant of
 //! [`FindingKind`], and the call from the engine that raises it.
@@ -38,6 +39,7 @@ use crate::event::record::*;
 mod engine;
 mod kinds;
 pub mod model;
+mod orchestrator;
 mod remedy;
 pub mod render;
 mod state;
@@ -46,6 +48,7 @@ pub use engine::Engine;
 pub use kinds::duration;
 use kinds::*;
 pub use model::*;
+use orchestrator::*;
 use remedy::{remedy, Situation};
 pub use render::{render_text, render_timeline};
 use state::*;

@@ -192,8 +192,9 @@ pub struct Finding {
     /// The systemd unit of the process, when its cgroup is a unit's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
-    /// Who stops this workload: from the container's runtime and labels, or a unit signalled
-    /// by its systemd; null when neither says.
+    /// Who stops this workload: from the container's runtime and labels and from who sent its
+    /// stop signals (the senders' programs and ancestry), or systemd for a unit its manager
+    /// stopped; null when none says, or when only someone else (a `kill` from a shell) did.
     #[serde(default)]
     pub orchestrator: Option<Orchestrator>,
     pub evidence: Vec<Evidence>,

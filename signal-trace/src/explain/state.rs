@@ -12,6 +12,8 @@ pub(crate) struct Sig {
     pub(crate) sender: Peer,
     /// The sender's systemd unit (`init.scope` for a manager that is PID 1).
     pub(crate) sender_unit: Option<String>,
+    /// Who decided it, from the sender's program and ancestry (shutdown signals and SIGKILL).
+    pub(crate) decider: Decider,
     pub(crate) result: Outcome,
     pub(crate) reason: Option<IgnoreReason>,
     pub(crate) disposition: Option<Disposition>,
@@ -119,26 +121,27 @@ impl Proc {
         }
     }
 
-    /// Who stops this process's workload: a container's runtime (Kubernetes when the kubelet
-    /// made it), or systemd when the process is in a unit and its shutdown signal came from a
-    /// service manager (the manager's own cgroup is `init.scope`, for PID 1 of the host or of
-    /// a container, or `user@UID.service` for `systemd --user`). A process in a unit that
-    /// someone else signalled (a `kill` from a login session) has no orchestrator.
+    /// Who stops this process's workload, from the workload and from who decided its shutdown
+    /// signal and SIGKILL (see `orchestrator.rs`).
+    ///
+    /// A container: its runtime (Kubernetes when the kubelet made it), refined by a runtime's
+    /// chain when the workload only knows plain containerd; systemd when a systemd manager sent
+    /// them; null when only someone else did (a `kill` from a login shell). A process in a unit:
+    /// systemd when a service manager sent them, by the manager's own cgroup (`init.scope` for
+    /// PID 1 of the host or of a container, `user@UID.service` for `systemd --user`) or by its
+    /// program; null otherwise. The kernel's signals (the OOM killer, a namespace init's exit)
+    /// and senders whose program is unknown (older recordings) leave the workload's answer.
     pub(crate) fn orchestrator(&self) -> Option<Orchestrator> {
+        let mut stops = [self.term.as_ref(), self.kill.as_ref()]
+            .into_iter()
+            .flatten();
         if let Some(c) = &self.container {
-            return Some(match c.runtime.as_str() {
-                _ if c.pod.is_some() => Orchestrator::Kubernetes,
-                "kubernetes" | "cri-o" => Orchestrator::Kubernetes,
-                "docker" => Orchestrator::Docker,
-                "podman" => Orchestrator::Podman,
-                _ => Orchestrator::Containerd,
-            });
+            return for_container(of_container(c), stops.map(|s| &s.decider));
         }
         self.unit.as_ref()?;
-        let by_manager = [self.term.as_ref(), self.kill.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|s| s.sender_unit.as_deref().is_some_and(is_manager_unit));
+        let by_manager = stops.any(|s| {
+            s.decider == Decider::Systemd || s.sender_unit.as_deref().is_some_and(is_manager_unit)
+        });
         by_manager.then_some(Orchestrator::Systemd)
     }
 

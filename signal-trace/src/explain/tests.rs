@@ -784,6 +784,260 @@ fn a_unit_stopped_by_systemd_gets_systemd_knobs() {
     assert!(json["orchestrator"].is_null(), "always present: {json}");
 }
 
+/// The records with sender `pid`'s program, arguments and ancestry (pid, comm, exe; nearest
+/// first) set, as recordings carry them now.
+fn sent_by(
+    mut records: Vec<Record>,
+    pid: u32,
+    exe: &str,
+    args: &[&str],
+    ancestors: &[(u32, &str, &str)],
+) -> Vec<Record> {
+    for r in &mut records {
+        if let Record::Generate(g) = r {
+            if g.sender.pid == pid {
+                g.sender.exe = Some(exe.into());
+                g.sender.args = Some(args.iter().map(|&a| a.into()).collect());
+                g.sender.ancestors = ancestors
+                    .iter()
+                    .map(|&(pid, comm, exe)| Ancestor {
+                        pid,
+                        comm: Some(Comm::new(comm)),
+                        exe: Some(exe.into()),
+                    })
+                    .collect();
+            }
+        }
+    }
+    records
+}
+
+const HOST_SYSTEMD: (u32, &str, &str) = (1, "systemd", "/usr/lib/systemd/systemd");
+
+/// A user's `kill` from a login shell: bash under sshd.
+fn by_a_users_shell(records: Vec<Record>, pid: u32) -> Vec<Record> {
+    sent_by(
+        records,
+        pid,
+        "/usr/bin/bash",
+        &["-bash"],
+        &[
+            (900, "sshd", "/usr/sbin/sshd"),
+            (800, "sshd", "/usr/sbin/sshd"),
+            HOST_SYSTEMD,
+        ],
+    )
+}
+
+/// `runc kill` as a containerd shim runs it for namespace `ns` (Docker's `moby`, the CRI
+/// plugin's `k8s.io`).
+fn by_runc_under_a_shim(records: Vec<Record>, pid: u32, ns: &str) -> Vec<Record> {
+    let root = format!("/run/containerd/runc/{ns}");
+    let log = format!("/run/containerd/io.containerd.runtime.v2.task/{ns}/0123abcd/log.json");
+    sent_by(
+        records,
+        pid,
+        "/usr/sbin/runc",
+        &[
+            "runc", "--root", &root, "--log", &log, "kill", "0123abcd", "15",
+        ],
+        &[
+            (700, "containerd-shim", "/usr/bin/containerd-shim-runc-v2"),
+            HOST_SYSTEMD,
+        ],
+    )
+}
+
+#[test]
+fn a_users_kill_of_a_docker_container_names_no_orchestrator() {
+    // TERM, then KILL, from bash under sshd: nobody's stop policy, so no Docker knobs.
+    let records = by_a_users_shell(placed(INIT_IGNORED, Some(docker_web()), None, None), 22067);
+    let fs = explain_all(&records);
+    assert_eq!(fs.len(), 2, "{:?}", kinds(&fs));
+    for f in &fs {
+        assert_eq!(f.orchestrator, None, "{f:?}");
+        assert_eq!(
+            f.container,
+            Some(docker_web()),
+            "the workload is still named"
+        );
+        assert!(!f.remedy.contains("`docker stop`"), "{}", f.remedy);
+        assert!(!f.remedy.contains("init: true"), "{}", f.remedy);
+        assert!(!f.evidence[0].text.contains(" stop: "), "{:?}", f.evidence);
+    }
+    let i = one(&fs, FindingKind::InitIgnored);
+    assert!(
+        i.remedy.starts_with("Make PID 1 react to SIGTERM"),
+        "{}",
+        i.remedy
+    );
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert!(
+        g.remedy.starts_with("The SIGTERM was dropped before"),
+        "{}",
+        g.remedy
+    );
+    // The same stop by runc under a shim of Docker's namespace: Docker's.
+    let records = by_runc_under_a_shim(
+        placed(INIT_IGNORED, Some(docker_web()), None, None),
+        22067,
+        "moby",
+    );
+    let fs = explain_all(&records);
+    assert_eq!(fs.len(), 2, "{:?}", kinds(&fs));
+    for f in &fs {
+        assert_eq!(f.orchestrator, Some(Orchestrator::Docker), "{f:?}");
+        assert!(f.remedy.contains("`docker stop`"), "{}", f.remedy);
+        assert!(
+            f.evidence[0]
+                .text
+                .ends_with("; a docker stop: runc under containerd-shim-runc-v2 (namespace moby)"),
+            "{}",
+            f.evidence[0].text
+        );
+    }
+}
+
+#[test]
+fn a_runtimes_chain_names_a_plain_containerd_target() {
+    // The workload lookup had no names: the cgroup said containerd and no more.
+    let bare = Container {
+        id: "0123abcd".into(),
+        runtime: "containerd".into(),
+        ..Container::default()
+    };
+    let fs = explain_all(&placed(INIT_IGNORED, Some(bare.clone()), None, None));
+    assert!(fs
+        .iter()
+        .all(|f| f.orchestrator == Some(Orchestrator::Containerd)));
+    for (ns, want) in [
+        ("moby", Orchestrator::Docker),
+        ("k8s.io", Orchestrator::Kubernetes),
+        ("default", Orchestrator::Containerd),
+    ] {
+        let records = by_runc_under_a_shim(
+            placed(INIT_IGNORED, Some(bare.clone()), None, None),
+            22067,
+            ns,
+        );
+        let fs = explain_all(&records);
+        assert_eq!(fs.len(), 2, "{:?}", kinds(&fs));
+        assert!(
+            fs.iter().all(|f| f.orchestrator == Some(want)),
+            "{ns}: {fs:?}"
+        );
+    }
+    // runc under podman.
+    let records = sent_by(
+        placed(INIT_IGNORED, Some(bare), None, None),
+        22067,
+        "/usr/bin/runc",
+        &["/usr/bin/runc", "kill", "0123abcd", "15"],
+        &[
+            (600, "podman", "/usr/bin/podman"),
+            (500, "bash", "/usr/bin/bash"),
+        ],
+    );
+    let fs = explain_all(&records);
+    assert!(fs
+        .iter()
+        .all(|f| f.orchestrator == Some(Orchestrator::Podman)));
+    assert!(
+        fs[0].remedy.contains("podman run --init"),
+        "{}",
+        fs[0].remedy
+    );
+}
+
+#[test]
+fn a_recording_without_programs_keeps_the_workloads_answer() {
+    // No exe: the sender's comm alone ("bash") decides nothing.
+    for (container, want) in [
+        (docker_web(), Orchestrator::Docker),
+        (
+            Container {
+                runtime: "containerd".into(),
+                pod: Some("web-0".into()),
+                ..docker_web()
+            },
+            Orchestrator::Kubernetes,
+        ),
+    ] {
+        let fs = explain_all(&placed(INIT_IGNORED, Some(container), None, None));
+        assert_eq!(fs.len(), 2, "{:?}", kinds(&fs));
+        assert!(fs.iter().all(|f| f.orchestrator == Some(want)), "{fs:?}");
+    }
+}
+
+#[test]
+fn the_kernels_and_the_containers_own_signals_accuse_nobody() {
+    // The OOM killer's SIGKILL runs in whatever task was allocating: a shell's, here.
+    let mut records = load(OOM);
+    for r in &mut records {
+        if let Record::Generate(g) = r {
+            if g.signal == "SIGKILL" {
+                g.sender.pid = 4242;
+            }
+        }
+    }
+    let fs = explain_all(&by_a_users_shell(records, 4242));
+    let f = one(&fs, FindingKind::OomKilled);
+    assert_eq!(f.orchestrator, Some(Orchestrator::Kubernetes), "{f:?}");
+    // An init passing the runtime's SIGTERM on (tini, docker-init) is the container's own.
+    let records = by_runc_under_a_shim(load(FORWARDED), 30990, "k8s.io");
+    let records = sent_by(
+        records,
+        31000,
+        "/sbin/tini",
+        &["/sbin/tini", "--", "sleep", "1000"],
+        &[(700, "containerd-shim", "/usr/bin/containerd-shim-runc-v2")],
+    );
+    let fs = explain_all(&records);
+    let f = one(&fs, FindingKind::SignalDeath);
+    assert_eq!(f.severity, Severity::Info, "{f:?}");
+    assert_eq!(f.orchestrator, Some(Orchestrator::Kubernetes), "{f:?}");
+}
+
+#[test]
+fn a_unit_stopped_by_a_systemd_program_is_systemds() {
+    // No sender unit (an older recording's), but the sender is systemd, PID 1 of an nspawn
+    // container.
+    let records = sent_by(
+        placed(GRACE, None, Some("app.service"), None),
+        24605,
+        "/usr/lib/systemd/systemd",
+        &["/usr/lib/systemd/systemd"],
+        &[
+            (70, "systemd-nspawn", "/usr/bin/systemd-nspawn"),
+            HOST_SYSTEMD,
+        ],
+    );
+    let records = sent_by(
+        records,
+        24700,
+        "/usr/lib/systemd/systemd",
+        &["/usr/lib/systemd/systemd"],
+        &[
+            (70, "systemd-nspawn", "/usr/bin/systemd-nspawn"),
+            HOST_SYSTEMD,
+        ],
+    );
+    let fs = explain_all(&records);
+    let g = one(&fs, FindingKind::GraceExceeded);
+    assert_eq!(g.orchestrator, Some(Orchestrator::Systemd));
+    assert!(g.remedy.contains("TimeoutStopSec="), "{}", g.remedy);
+    // A shell calling itself systemd is not.
+    let mut records = by_a_users_shell(placed(GRACE, None, Some("app.service"), None), 24605);
+    records = by_a_users_shell(records, 24700);
+    for r in &mut records {
+        if let Record::Generate(g) = r {
+            g.sender.comm = Comm::new("systemd");
+        }
+    }
+    let fs = explain_all(&records);
+    assert_eq!(one(&fs, FindingKind::GraceExceeded).orchestrator, None);
+}
+
 /// Every fixture with every comm, container name, pod, namespace and code replaced by a name
 /// that clears the screen, sets the title and fakes a line: the same findings, and their text
 /// and timelines hold no control byte and no line of the name's making.
