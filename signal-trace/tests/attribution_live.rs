@@ -165,6 +165,59 @@ fn docker_stop_of_a_shell_form_container_names_it_and_blames_docker_knobs() {
             !remedy.contains("terminationGracePeriodSeconds"),
             "{remedy}"
         );
+        // Docker's stop by its chain too: runc, run by the container's shim, in `moby`.
+        assert_chain(f, "; a docker stop: runc under containerd-shim");
+    }
+    assert!(
+        finding(&findings, "init_ignored")["evidence"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("(namespace moby)"),
+        "{findings:#?}"
+    );
+}
+
+/// The evidence of the stop signal (a finding's first) names the chain that decided it.
+fn assert_chain(f: &Value, chain: &str) {
+    let text = f["evidence"][0]["text"].as_str().unwrap();
+    assert!(text.contains(chain), "{chain} missing from {text}");
+}
+
+#[test]
+fn a_kill_from_a_shell_is_no_orchestrators_stop() {
+    // sleep is PID 1 without a handler: the SIGTERM is dropped, the SIGKILL ends it. Both come
+    // from a shell of this test, not from Docker: neither Docker's knobs nor anyone else's.
+    let c = DockerContainer::run(&RunOptions::new("shell"), &["sh", "-c", "sleep 1000"]);
+    let pid = c.pid();
+    let t = trace(&["--container", &c.name]);
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!("kill -TERM {pid}; sleep 0.5; kill -KILL {pid}"),
+        ])
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "{status}");
+    t.wait_for("the container's death", |r| {
+        is(r, "exit") && r["pid"] == pid && r["signal"] == "SIGKILL"
+    });
+    let (_, records, _) = t.stop();
+    let term = signal_to(&records, "SIGTERM", pid);
+    assert_eq!(term["sender"]["comm"], "sh", "{term}");
+    assert_eq!(
+        term["target"]["container"]["name"],
+        c.name.as_str(),
+        "{term}"
+    );
+
+    let findings = explain(&records);
+    for kind in ["init_ignored", "grace_exceeded"] {
+        let f = finding(&findings, kind);
+        assert_eq!(f["orchestrator"], Value::Null, "{f:#}");
+        assert_eq!(f["container"]["name"], c.name.as_str(), "{f:#}");
+        let remedy = f["remedy"].as_str().unwrap();
+        assert!(!remedy.contains("`docker stop`"), "{remedy}");
+        assert!(!remedy.contains("init: true"), "{remedy}");
     }
 }
 
@@ -300,6 +353,8 @@ fn cri_stop_container_shows_the_pods_configured_grace() {
     for knob in ["terminationGracePeriodSeconds", "preStop", "tini"] {
         assert!(remedy.contains(knob), "{knob} missing from {remedy}");
     }
+    assert_chain(f, "; a kubernetes stop: runc under containerd-shim");
+    assert_chain(f, "(namespace k8s.io)");
 }
 
 #[test]
@@ -478,4 +533,5 @@ fn podman_stop_is_named_through_its_docker_compatible_api() {
     assert_eq!(f["orchestrator"], "podman", "{f:#}");
     let remedy = f["remedy"].as_str().unwrap();
     assert!(remedy.contains("podman run --init"), "{remedy}");
+    assert_chain(f, "; a podman stop: runc under podman");
 }
