@@ -56,7 +56,8 @@ impl<'de> Deserialize<'de> for Time {
     }
 }
 
-/// A string shared by many records (the node's name, its boot id): cloned by reference count.
+/// A string shared by many records (the node's name, its boot id, a systemd unit): cloned by
+/// reference count.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label(Arc<str>);
 
@@ -69,6 +70,25 @@ impl Label {
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Label {
+        Label::new(s)
+    }
+}
+
+impl From<String> for Label {
+    fn from(s: String) -> Label {
+        Label(Arc::from(s))
     }
 }
 
@@ -286,7 +306,7 @@ pub struct Sender {
     pub container: Option<Container>,
     /// The systemd unit it runs in (`nginx.service`, `session-3.scope`), from its cgroup.
     #[serde(default)]
-    pub unit: Option<String>,
+    pub unit: Option<Label>,
     /// The program it ran when it sent: the path its last exec opened (as execve(2) was given
     /// it, symbolic links not resolved), or /proc/PID/exe for a process that was running when
     /// the tracer started. Null when unknown (a kernel thread, or a record older than the field).
@@ -337,7 +357,7 @@ pub struct Target {
     pub container: Option<Container>,
     /// The systemd unit it runs in, from its cgroup.
     #[serde(default)]
-    pub unit: Option<String>,
+    pub unit: Option<Label>,
     /// The program it runs (as `sender.exe`); null when unknown.
     #[serde(default)]
     pub exe: Option<RawText>,
@@ -429,7 +449,7 @@ pub struct Deliver {
     pub container: Option<Container>,
     /// The receiver's systemd unit, from its cgroup.
     #[serde(default)]
-    pub unit: Option<String>,
+    pub unit: Option<Label>,
 }
 
 /// Who sent the signal a process died of.
@@ -471,7 +491,7 @@ pub struct Exit {
     pub container: Option<Container>,
     /// Its systemd unit, from its cgroup.
     #[serde(default)]
-    pub unit: Option<String>,
+    pub unit: Option<Label>,
 }
 
 /// The kernel's OOM killer chose a victim (`oom:mark_victim`); its SIGKILL follows.

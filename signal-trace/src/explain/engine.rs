@@ -642,7 +642,7 @@ impl Engine {
                         boot_id: p.node.boot_id.clone(),
                         process: p.process_ref(),
                         container: p.container.clone(),
-                        unit: p.unit.clone(),
+                        unit: p.unit.as_deref().map(str::to_owned),
                         steps: Vec::new(),
                     },
                 );
@@ -707,7 +707,7 @@ impl Engine {
             t.container.clone_from(&p.container);
         }
         if t.unit.is_none() {
-            t.unit.clone_from(&p.unit);
+            t.unit = p.unit.as_deref().map(str::to_owned);
         }
         t.steps.push(Step {
             time,

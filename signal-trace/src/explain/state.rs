@@ -11,7 +11,7 @@ pub(crate) struct Sig {
     pub(crate) si_code: i32,
     pub(crate) sender: Peer,
     /// The sender's systemd unit (`init.scope` for a manager that is PID 1).
-    pub(crate) sender_unit: Option<String>,
+    pub(crate) sender_unit: Option<Label>,
     /// Who decided it, from the sender's program and ancestry (shutdown signals and SIGKILL).
     pub(crate) decider: Decider,
     pub(crate) result: Outcome,
@@ -67,7 +67,7 @@ pub(crate) struct Proc {
     pub(crate) ns_pid: Option<u32>,
     pub(crate) cgroup_id: Option<u64>,
     pub(crate) container: Option<Container>,
-    pub(crate) unit: Option<String>,
+    pub(crate) unit: Option<Label>,
     pub(crate) last_seen: Time,
     /// The first shutdown signal (TERM, INT, HUP, QUIT) of the current story.
     pub(crate) term: Option<Sig>,
@@ -108,7 +108,7 @@ impl Proc {
         ns_pid: Option<u32>,
         cgroup_id: Option<u64>,
         container: &Option<Container>,
-        unit: &Option<String>,
+        unit: &Option<Label>,
     ) {
         self.comm = comm;
         self.ns_pid = ns_pid.or(self.ns_pid);

@@ -603,14 +603,14 @@ fn placed(
     unit: Option<&str>,
     sender_unit: Option<&str>,
 ) -> Vec<Record> {
-    let unit = unit.map(str::to_owned);
+    let unit = unit.map(Label::from);
     let mut records = load(ndjson);
     for r in &mut records {
         match r {
             Record::Generate(g) => {
                 g.target.container.clone_from(&container);
                 g.target.unit.clone_from(&unit);
-                g.sender.unit = sender_unit.map(str::to_owned);
+                g.sender.unit = sender_unit.map(Label::from);
             }
             Record::Deliver(d) => {
                 d.container.clone_from(&container);

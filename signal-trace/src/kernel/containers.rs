@@ -204,12 +204,15 @@ impl Containers {
     fn lookup(
         &mut self,
         id: Option<u64>,
-    ) -> (Option<crate::event::record::Container>, Option<String>) {
+    ) -> (
+        Option<crate::event::record::Container>,
+        Option<crate::event::record::Label>,
+    ) {
         let Some(id) = id.filter(|&i| i != 0) else {
             return (None, None);
         };
         let container = self.cache.resolve(id);
-        (container, self.cache.unit(id).map(str::to_owned))
+        (container, self.cache.unit(id).cloned())
     }
 
     /// Fills in the container and unit of every side of a record.

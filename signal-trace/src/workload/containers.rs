@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::event::record::{Compose, Container};
+use crate::event::record::{Compose, Container, Label};
 use crate::workload::cgroup::{self, ContainerRef, Runtime};
 use crate::workload::containerd::{ContainerSource, RuntimeContainer, RuntimeError};
 use crate::workload::docker::{LABEL_COMPOSE_PROJECT, LABEL_COMPOSE_SERVICE};
@@ -322,7 +322,7 @@ struct Entry {
     /// The container parsed from the path; `None` for host cgroups.
     cref: Option<ContainerRef>,
     /// The systemd unit the path names.
-    unit: Option<String>,
+    unit: Option<Label>,
     /// What [`ContainerCache::resolve`] answers.
     container: Option<Container>,
     /// The runtime still has to be asked about this container.
@@ -476,8 +476,8 @@ impl ContainerCache {
 
     /// The systemd unit of cgroup `id` (see [`unit::unit_from_cgroup_path`]), from the cache:
     /// call [`resolve`](Self::resolve) first for an id that may be new.
-    pub fn unit(&self, id: u64) -> Option<&str> {
-        self.entries.get(&id)?.unit.as_deref()
+    pub fn unit(&self, id: u64) -> Option<&Label> {
+        self.entries.get(&id)?.unit.as_ref()
     }
 
     /// The cgroup path of `id` as last scanned.
@@ -554,7 +554,7 @@ impl ContainerCache {
             let pending = cref
                 .as_ref()
                 .is_some_and(|c| self.sources.iter().any(|s| s.serves(c.runtime)));
-            let unit = unit::unit_from_cgroup_path(&path);
+            let unit = unit::unit_from_cgroup_path(&path).map(Label::from);
             self.entries.insert(
                 id,
                 Entry {
@@ -1120,7 +1120,7 @@ mod tests {
         assert_eq!(docker.queries.get(), vec![vec![ID2.to_owned()]]);
         // a host cgroup: no container, a unit, nobody asked
         assert_eq!(cache.resolve(13), None);
-        assert_eq!(cache.unit(13), Some("nginx.service"));
+        assert_eq!(cache.unit(13).map(|u| &**u), Some("nginx.service"));
         assert_eq!(cache.unit(12), None);
 
         // dockerd down: only its containers lose names, and only its queries back off

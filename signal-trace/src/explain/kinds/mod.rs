@@ -222,7 +222,7 @@ pub(crate) fn base(kind: FindingKind, severity: Severity, time: Time, p: &Proc) 
     f.host.clone_from(&p.node.host);
     f.boot_id.clone_from(&p.node.boot_id);
     f.container.clone_from(&p.container);
-    f.unit.clone_from(&p.unit);
+    f.unit = p.unit.as_deref().map(str::to_owned);
     f.orchestrator = p.orchestrator();
     f.cgroup_id = p.cgroup_id;
     f
