@@ -6,6 +6,10 @@
 //! the runtime ([`crate::workload::containerd`]) adds the Kubernetes pod, namespace and container name from
 //! its labels.
 //!
+//! - Each runtime client is asked only about the containers whose path it serves
+//!   ([`ContainerSource::serves`]). A layout that does not name its runtime (the kubelet's
+//!   cgroupfs driver) is served by more than one (containerd's API and a CRI runtime): such a
+//!   container is asked of each until one knows it, and of none once all have said they do not.
 //! - A cgroup seen for the first time is resolved on the spot: the cgroup tree is rescanned and
 //!   the runtime asked, so the first event of a new container already carries its metadata.
 //!   Each runtime is asked on a thread of its own ([`Background`]): the caller (the trace loop)
@@ -222,9 +226,11 @@ fn is_plain_containerd(path: &str, cref: &ContainerRef) -> bool {
     cref.runtime == Runtime::Containerd && path.split('/').any(|comp| comp == cref.id)
 }
 
-/// True when `entry` still waits for what `source` knows of its container.
+/// True when `entry` still waits for what `source` knows of its container: it serves the
+/// container's runtime and has not said that it does not know it.
 fn waits_for(entry: &Entry, source: &Source) -> bool {
     entry.pending
+        && entry.unknown_to & source.bit == 0
         && entry
             .cref
             .as_ref()
@@ -244,6 +250,8 @@ const RUNTIMES: [Runtime; 5] = [
 struct Source {
     /// The runtimes whose containers it may know ([`ContainerSource::serves`]).
     serves: Vec<Runtime>,
+    /// This source's bit in [`Entry::unknown_to`].
+    bit: u64,
     background: Background,
     /// Consecutive failures, for the backoff.
     failure_streak: u32,
@@ -325,8 +333,11 @@ struct Entry {
     unit: Option<Label>,
     /// What [`ContainerCache::resolve`] answers.
     container: Option<Container>,
-    /// The runtime still has to be asked about this container.
+    /// The runtime still has to be asked about this container: until one of the sources
+    /// serving its runtime knows it, or all of them have said they do not.
     pending: bool,
+    /// The sources (their [`Source::bit`]) that answered without knowing this container.
+    unknown_to: u64,
     /// When a scan first missed the cgroup.
     gone_since: Option<Instant>,
 }
@@ -362,7 +373,9 @@ pub struct ContainerCache {
 
 impl ContainerCache {
     /// A cache over the cgroups of `cgroups`, with metadata from the runtimes in `runtimes`
-    /// (each asked only about the containers it [serves](ContainerSource::serves)).
+    /// (each asked only about the containers it [serves](ContainerSource::serves); where
+    /// several serve a runtime, each is asked until one knows the container). At most 64
+    /// runtimes: any more are left out.
     /// Nothing is scanned until the first [`resolve`](Self::resolve) or
     /// [`refresh`](Self::refresh).
     pub fn new(
@@ -380,29 +393,35 @@ impl ContainerCache {
         config: CacheConfig,
         clock: Box<dyn Clock>,
     ) -> ContainerCache {
+        let mut sources: Vec<Source> = runtimes
+            .into_iter()
+            .take(u64::BITS as usize)
+            .filter_map(|client| {
+                let serves = RUNTIMES.into_iter().filter(|r| client.serves(*r)).collect();
+                match Background::start(client) {
+                    Ok(background) => Some(Source {
+                        serves,
+                        bit: 0,
+                        background,
+                        failure_streak: 0,
+                        retry_at: None,
+                    }),
+                    // Containers are then named by id only.
+                    Err(e) => {
+                        eprintln!(
+                            "signal-trace: warning: cannot start a runtime lookup thread: {e}"
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        for (i, source) in sources.iter_mut().enumerate() {
+            source.bit = 1 << i;
+        }
         ContainerCache {
             cgroups,
-            sources: runtimes
-                .into_iter()
-                .filter_map(|client| {
-                    let serves = RUNTIMES.into_iter().filter(|r| client.serves(*r)).collect();
-                    match Background::start(client) {
-                        Ok(background) => Some(Source {
-                            serves,
-                            background,
-                            failure_streak: 0,
-                            retry_at: None,
-                        }),
-                        // Containers are then named by id only.
-                        Err(e) => {
-                            eprintln!(
-                                "signal-trace: warning: cannot start a runtime lookup thread: {e}"
-                            );
-                            None
-                        }
-                    }
-                })
-                .collect(),
+            sources,
             clock,
             config,
             entries: Default::default(),
@@ -563,6 +582,7 @@ impl ContainerCache {
                     unit,
                     container,
                     pending,
+                    unknown_to: 0,
                     gone_since: None,
                 },
             );
@@ -661,6 +681,15 @@ impl ContainerCache {
         };
         source.failure_streak = 0;
         source.retry_at = None;
+        let source = &self.sources[i];
+        // Per runtime, the sources that serve it.
+        let serving: Vec<(Runtime, u64)> = RUNTIMES
+            .into_iter()
+            .map(|r| {
+                let bits = self.sources.iter().filter(|s| s.serves(r));
+                (r, bits.fold(0, |all, s| all | s.bit))
+            })
+            .collect();
         let by_id: HashMap<&str, &RuntimeContainer> =
             known.iter().map(|c| (c.id.as_str(), c)).collect();
         for (id, entry) in self.entries.iter_mut() {
@@ -675,16 +704,28 @@ impl ContainerCache {
             if !asked.contains(&cref.id) {
                 continue;
             }
-            entry.pending = false;
             let updated = match by_id.get(cref.id.as_str()) {
                 Some(meta) => Some(container_record(cref, Some(meta))),
-                // A live cgroup that only looks like a plain containerd one, and that
-                // containerd does not know, is a host cgroup.
-                None if entry.gone_since.is_none() && is_plain_containerd(&entry.path, cref) => {
-                    None
+                None => {
+                    entry.unknown_to |= source.bit;
+                    let all = serving
+                        .iter()
+                        .find(|(r, _)| *r == cref.runtime)
+                        .map_or(0, |(_, bits)| *bits);
+                    // Another runtime that serves it may still know it.
+                    if entry.unknown_to & all != all {
+                        continue;
+                    }
+                    // A live cgroup that only looks like a plain containerd one, and that
+                    // containerd does not know, is a host cgroup.
+                    if entry.gone_since.is_none() && is_plain_containerd(&entry.path, cref) {
+                        None
+                    } else {
+                        entry.container.clone()
+                    }
                 }
-                None => entry.container.clone(),
             };
+            entry.pending = false;
             if updated != entry.container {
                 entry.container = updated;
                 self.unreported.insert(*id);
@@ -1363,6 +1404,63 @@ mod tests {
         assert_eq!(cache.resolve(12), Some(web(ID2)));
         assert_eq!(cache.take_updated(), vec![11, 12]);
         assert_eq!(cache.failures(), 0);
+    }
+
+    /// Two runtimes serve the layouts that do not name one (containerd's API and a CRI
+    /// runtime): the one that does not know a container does not stop the other from naming
+    /// it, and a container neither knows is asked about no more.
+    #[test]
+    fn a_container_one_runtime_does_not_know_is_named_by_the_other() {
+        let clock = FakeClock::new();
+        let cgroups = FakeCgroups::default();
+        let containerd = FakeRuntime::default();
+        let cri = FakeRuntime::default();
+        let mut cache = ContainerCache::with_clock(
+            Box::new(cgroups.clone()),
+            vec![Box::new(containerd.clone()), Box::new(cri.clone())],
+            CacheConfig::default(),
+            Box::new(clock.clone()),
+        );
+        let settle = |cache: &mut ContainerCache| {
+            cache.refresh().expect("refresh");
+            while cache.wait_for_runtime(Duration::from_secs(5)) {
+                cache.poll();
+            }
+        };
+        cgroups.add(11, &format!("/kubepods/besteffort/pod{UID}/{ID1}"));
+        cri.add(ID1, &web_labels());
+        settle(&mut cache);
+        assert_eq!(cache.resolve(11), Some(web(ID1)));
+        assert_eq!((containerd.query_count(), cri.query_count()), (1, 1));
+
+        // the other way round, with the one that knows it down at first
+        cgroups.add(12, &format!("/kubepods/besteffort/pod{UID}/{ID2}"));
+        containerd.add(ID2, &web_labels());
+        containerd.down.set(true);
+        clock.advance(Duration::from_secs(2));
+        settle(&mut cache);
+        assert_eq!(cache.resolve(12), Some(bare(ID2, "kubernetes")));
+        assert_eq!(cache.failures(), 1);
+        containerd.down.set(false);
+        clock.advance(Duration::from_secs(2));
+        settle(&mut cache);
+        assert_eq!(cache.resolve(12), Some(web(ID2)));
+        // the CRI runtime said once that it does not know it, and was not asked again
+        assert_eq!(
+            cri.queries.get(),
+            vec![vec![ID1.to_owned()], vec![ID2.to_owned()]]
+        );
+
+        // known to neither: both asked once, then nobody
+        cgroups.add(13, &format!("/kubepods/besteffort/pod{UID}/{HOST_HEX}"));
+        clock.advance(Duration::from_secs(2));
+        settle(&mut cache);
+        let asked = (containerd.query_count(), cri.query_count());
+        clock.advance(Duration::from_secs(60));
+        settle(&mut cache);
+        assert_eq!((containerd.query_count(), cri.query_count()), asked);
+        assert_eq!(asked, (4, 3));
+        assert_eq!(cache.resolve(13), Some(bare(HOST_HEX, "kubernetes")));
     }
 
     #[test]
