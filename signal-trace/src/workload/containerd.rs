@@ -100,9 +100,11 @@ pub enum RuntimeError {
         /// The bound that was exceeded.
         timeout: Duration,
     },
-    /// containerd answered a call with an error.
-    #[error("containerd {call} failed: {status}")]
+    /// A gRPC runtime (containerd, a CRI runtime) answered a call with an error.
+    #[error("{engine} {call} failed: {status}")]
     Call {
+        /// Which runtime: `"containerd"`, `"cri"`.
+        engine: &'static str,
         /// Which call failed, e.g. `"namespaces list"`.
         call: &'static str,
         /// The gRPC status returned.
@@ -127,7 +129,8 @@ pub enum RuntimeError {
     WorkerGone,
 }
 
-/// Something that knows containers by id: containerd, Docker, podman, or a stand-in in tests.
+/// Something that knows containers by id: containerd, Docker, podman, a CRI runtime, or a
+/// stand-in in tests.
 pub trait ContainerSource: Send {
     /// The containers with any of the given ids, in every namespace. Ids the runtime does
     /// not know are simply absent from the answer.
@@ -356,6 +359,7 @@ fn quote(value: &str) -> String {
 
 fn call_error(call: &'static str, status: Status) -> RuntimeError {
     RuntimeError::Call {
+        engine: ENGINE,
         call,
         status: Box::new(status),
     }
@@ -363,7 +367,7 @@ fn call_error(call: &'static str, status: Status) -> RuntimeError {
 
 /// An error and its causes, joined with `": "`; a cause that only repeats the previous
 /// message is left out.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut last = text.clone();
     let mut source = err.source();

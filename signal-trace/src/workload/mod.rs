@@ -2,7 +2,8 @@
 //!
 //! [`cgroup`] reads the container id and runtime out of a cgroup path and [`unit`] the systemd
 //! unit; [`containerd`] asks containerd for names, Kubernetes labels and the kubelet's
-//! annotations, [`docker`] asks dockerd or podman for names, images and Compose labels;
+//! annotations, [`cri`] asks a CRI runtime (CRI-O, or containerd's CRI plugin) for the same as
+//! the kubelet sees them, [`docker`] asks dockerd or podman for names, images and Compose labels;
 //! [`containers`] keeps the cache that maps the cgroup ids carried by events to containers and
 //! units, refreshed as containers come and go. A new runtime client goes next to them and feeds
 //! the same cache.
@@ -10,5 +11,6 @@
 pub mod cgroup;
 pub mod containerd;
 pub mod containers;
+pub mod cri;
 pub mod docker;
 pub mod unit;
