@@ -199,6 +199,15 @@ pub struct TraceArgs {
     )]
     pub podman_socket: PathBuf,
 
+    /// CRI-O's socket, or another CRI runtime's (containerd's), for pod and container names
+    /// as the kubelet sees them; asked when the socket exists.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = crate::workload::cri::DEFAULT_SOCKET
+    )]
+    pub cri_socket: PathBuf,
+
     /// Serve Prometheus metrics on ADDR (host:port, or a port for localhost).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,

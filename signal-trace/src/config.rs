@@ -131,6 +131,7 @@ pub struct Config {
     pub containerd_socket: PathBuf,
     pub docker_socket: PathBuf,
     pub podman_socket: PathBuf,
+    pub cri_socket: PathBuf,
     pub metrics: Option<std::net::SocketAddr>,
     pub metrics_pod_labels: bool,
     /// Follow execs and forks to name senders' programs (not `--no-process-identity`).
@@ -395,6 +396,7 @@ impl Config {
             containerd_socket: a.containerd_socket.clone(),
             docker_socket: a.docker_socket.clone(),
             podman_socket: a.podman_socket.clone(),
+            cri_socket: a.cri_socket.clone(),
             metrics,
             metrics_pod_labels: a.metrics_pod_labels,
             process_identity: !a.no_process_identity,
@@ -450,6 +452,13 @@ mod tests {
         assert_eq!(c.format, Format::Json, "not a terminal: json");
         assert_eq!(c.ring_size, 4 << 20);
         assert!(!c.color);
+        assert_eq!(c.cri_socket, PathBuf::from("/var/run/crio/crio.sock"));
+        assert_eq!(
+            cfg(&["--cri-socket", "/run/containerd/containerd.sock"])
+                .unwrap()
+                .cri_socket,
+            PathBuf::from("/run/containerd/containerd.sock")
+        );
         let cli = crate::cli::Cli::try_parse_from(["signal-trace"]).unwrap();
         let t = Config::from_args(
             &cli.trace,

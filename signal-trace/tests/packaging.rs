@@ -125,6 +125,26 @@ fn man_pages_and_completions_are_generated_from_the_cli() {
         "{man}"
     );
     assert!(man.contains("\\-\\-format"), "main page lists the options");
+    // Every runtime socket, with its default.
+    for (flag, default) in [
+        ("containerd", "/run/containerd/containerd.sock"),
+        ("docker", "/var/run/docker.sock"),
+        ("podman", "/run/podman/podman.sock"),
+        ("cri", "/var/run/crio/crio.sock"),
+    ] {
+        let option = format!("\\-\\-{flag}\\-socket");
+        let options = man.find(".SH OPTIONS").expect("an OPTIONS section");
+        let at = options
+            + man[options..]
+                .find(&option)
+                .unwrap_or_else(|| panic!("main page lacks {option}"));
+        let entry = &man[at..man[at..].find(".TP").map_or(man.len(), |end| at + end)];
+        assert!(
+            entry.contains(&default.replace('-', "\\-")),
+            "{option} without its default: {entry}"
+        );
+    }
+    assert!(read("completions/signal-trace.bash").contains("--cri-socket"));
     let explain = read("man/signal-trace-explain.1");
     for flag in ["\\-\\-from", "\\-\\-host", "\\-\\-since", "\\-\\-until"] {
         assert!(explain.contains(flag), "explain page lacks {flag}");

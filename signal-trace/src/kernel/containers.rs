@@ -15,13 +15,14 @@ use crate::filter::side_bits;
 use crate::workload::cgroup;
 use crate::workload::containerd::{self as runtime, Containerd};
 use crate::workload::containers::{CacheConfig, CgroupMount, ContainerCache, Selector};
+use crate::workload::cri::{self, Cri};
 use crate::workload::docker;
 
 /// How often the container view is rescanned (new containers also arrive at once through the
 /// cgroup_mkdir program when a container filter is active).
 pub(crate) const CONTAINER_REFRESH: Duration = Duration::from_secs(2);
 
-/// The container view: cgroup id → container (with pod metadata from containerd), used to
+/// The container view: cgroup id → container (with pod metadata from the runtimes), used to
 /// enrich both sides of every record and to keep the in-kernel container filter current.
 pub struct Containers {
     cache: ContainerCache,
@@ -89,6 +90,13 @@ impl Containers {
             match docker::DockerApi::new(engine, socket, docker::DEFAULT_TIMEOUT) {
                 Ok(r) => runtimes.push(Box::new(r)),
                 Err(e) => warnings.push(format!("{e}; {engine:?} containers are named by id only")),
+            }
+        }
+        // The CRI socket (CRI-O's by default) exists only where such a runtime runs.
+        if cfg.cri_socket.exists() {
+            match Cri::new(&cfg.cri_socket, cri::DEFAULT_TIMEOUT) {
+                Ok(r) => runtimes.push(Box::new(r)),
+                Err(e) => warnings.push(format!("{e}; CRI-O containers are named by id only")),
             }
         }
         let mut cache = ContainerCache::new(
