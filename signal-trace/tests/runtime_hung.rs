@@ -11,8 +11,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixListener;
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,27 +22,6 @@ use serde_json::Value;
 
 const RATE: u64 = 60_000;
 const SECONDS: u64 = 4;
-
-/// A socket that accepts every connection and never says a word.
-fn hung_runtime(path: &std::path::Path) -> Arc<Mutex<usize>> {
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).expect("bind the hung socket");
-    let accepted = Arc::new(Mutex::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming() {
-            match conn {
-                Ok(c) => {
-                    *count.lock().unwrap() += 1;
-                    held.push(c);
-                }
-                Err(_) => break,
-            }
-        }
-    });
-    accepted
-}
 
 /// A child that raises SIGUSR1 (handled) at `rate` a second for `seconds` once told to
 /// start, then reports how many it raised.
@@ -174,16 +152,6 @@ fn optimized_tracer() -> String {
             release.display()
         ),
     }
-}
-
-fn metrics(addr: &str) -> String {
-    let mut c = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut s = String::new();
-    c.read_to_string(&mut s).expect("read the metrics");
-    s
 }
 
 #[test]

@@ -342,6 +342,40 @@ impl Drop for Cgroup2 {
     }
 }
 
+/// A Unix socket at `path` that accepts every connection and never says a word, as a hung
+/// runtime does; returns how many connections it accepted so far.
+pub fn hung_runtime(path: &std::path::Path) -> Arc<Mutex<usize>> {
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind the hung socket");
+    let accepted = Arc::new(Mutex::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            match conn {
+                Ok(c) => {
+                    *count.lock().unwrap() += 1;
+                    held.push(c);
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    accepted
+}
+
+/// The text of the tracer's metrics endpoint at `addr` (host:port).
+pub fn metrics(addr: &str) -> String {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).expect("read the metrics");
+    s
+}
+
 /// The inode number of a path: for a cgroup v2 directory, its cgroup id.
 pub fn inode(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
