@@ -265,4 +265,12 @@ pub struct InspectArgs {
         default_value = crate::workload::containerd::DEFAULT_SOCKET
     )]
     pub containerd_socket: std::path::PathBuf,
+    /// A CRI runtime's socket (CRI-O's by default), asked too for the containers of a pod
+    /// given by name when the socket exists.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = crate::workload::cri::DEFAULT_SOCKET
+    )]
+    pub cri_socket: std::path::PathBuf,
 }

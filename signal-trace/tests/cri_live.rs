@@ -2,7 +2,8 @@
 //! own socket, as the kubelet uses it. Pods are made through it as the kubelet makes them
 //! (tests/common/cri.rs). The client alone must return what the kubelet gave a container; the
 //! tracer pointed at that socket with `--cri-socket` only (containerd's own API out of reach)
-//! must name the pod in its records and `explain` blame Kubernetes; and a CRI socket that
+//! must name the pod in its records and `explain` blame Kubernetes, and `inspect --pod` find its
+//! containers through it; and a CRI socket that
 //! accepts and never answers must cost names only. Needs root and the tests' containerd
 //! (started by scripts/containerd-up.sh when it does not answer); fails, never skips, when
 //! either is missing.
@@ -195,6 +196,45 @@ fn the_tracer_names_a_pod_through_the_cri_socket_alone() {
         "{summary}"
     );
     assert!(summary.contains("the pod allows 1 s"), "{summary}");
+}
+
+#[test]
+fn inspect_finds_a_pod_by_name_through_the_cri_socket_alone() {
+    let pod = CriPod::run(PodSpec::new("inspectcri"));
+    let c = pod.start_container("app", &["sh", "-c", "sleep 1000; echo done"]);
+    let nowhere = format!("{NOWHERE}/containerd.sock");
+    let inspect = |pod_name: &str, cri_socket: &str| {
+        Command::new(BIN)
+            .args(["inspect", "--pod", pod_name, "--format", "json"])
+            .args(["--containerd-socket", &nowhere, "--cri-socket", cri_socket])
+            .output()
+            .expect("run inspect")
+    };
+    let out = inspect(&pod.spec.name, ctr::SOCKET);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.to_string().contains(&format!("\"pid\":{}", c.pid))),
+        "the container's init {} in {stdout}",
+        c.pid
+    );
+    assert!(stdout.contains("shell_init_with_children"), "{stdout}");
+
+    // Neither runtime reachable: one line naming both failures, status 1.
+    let none = inspect(&pod.spec.name, &format!("{NOWHERE}/crio.sock"));
+    assert_eq!(none.status.code(), Some(1), "{none:?}");
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(err.contains("cannot ask the container runtime"), "{err}");
 }
 
 /// A container cgroup of CRI-O's cgroupfs layout, `/kubepods/besteffort/pod<uid>/crio-<id>`,

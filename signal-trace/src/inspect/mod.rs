@@ -128,6 +128,32 @@ pub fn write_reports(
     out.flush().map_err(InspectError::Write)
 }
 
+/// Every container the node's runtimes list: containerd's API, and a CRI runtime (CRI-O) when
+/// its socket exists. An error, naming each runtime's failure, only when none answered.
+fn runtime_containers(
+    args: &InspectArgs,
+) -> Result<Vec<crate::workload::containerd::RuntimeContainer>, String> {
+    use crate::workload::{containerd, cri};
+    let mut all = Vec::new();
+    let mut failures = Vec::new();
+    match containerd::Containerd::new(&args.containerd_socket, containerd::DEFAULT_TIMEOUT)
+        .and_then(|c| c.list(None))
+    {
+        Ok(found) => all.push(found),
+        Err(e) => failures.push(e.to_string()),
+    }
+    if args.cri_socket.exists() {
+        match cri::Cri::new(&args.cri_socket, cri::DEFAULT_TIMEOUT).and_then(|c| c.list(None)) {
+            Ok(found) => all.push(found),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if all.is_empty() {
+        return Err(failures.join("; "));
+    }
+    Ok(all.into_iter().flatten().collect())
+}
+
 /// Runs `signal-trace inspect` against the proc tree at `proc_root`.
 pub fn run(args: &InspectArgs, proc_root: &Path, out: &mut dyn Write) -> Result<(), InspectError> {
     let target = args.target().ok_or(InspectError::NoTarget)?;
@@ -138,22 +164,18 @@ pub fn run(args: &InspectArgs, proc_root: &Path, out: &mut dyn Write) -> Result<
         );
     };
     let reports = match &target {
-        // A pod name (not a uid): its containers come from containerd's labels.
+        // A pod name (not a uid): its containers come from the runtimes' labels.
         Target::Pod(name) if !looks_like_pod_uid(name.trim()) => {
-            let client = crate::workload::containerd::Containerd::new(
-                &args.containerd_socket,
-                crate::workload::containerd::DEFAULT_TIMEOUT,
-            )
-            .map_err(|e| InspectError::Runtime {
+            let all = runtime_containers(args).map_err(|why| InspectError::Runtime {
                 pod: name.clone(),
-                why: e.to_string(),
+                why,
             })?;
-            let all = client.list(None).map_err(|e| InspectError::Runtime {
-                pod: name.clone(),
-                why: e.to_string(),
-            })?;
+            let mut ids = pod_container_ids(&all, name.trim());
+            // containerd and its own CRI plugin may both list a container.
+            ids.sort_unstable();
+            ids.dedup();
             let mut reports = Vec::new();
-            for id in pod_container_ids(&all, name.trim()) {
+            for id in ids {
                 reports.extend(inspect_target_noting(
                     proc_root,
                     &Target::Container(id.to_owned()),
