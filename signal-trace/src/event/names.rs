@@ -371,8 +371,31 @@ pub fn handler_text(handler: u64) -> Cow<'static, str> {
     match handler {
         0 => Cow::Borrowed("default"),
         1 => Cow::Borrowed("ignore"),
-        h => Cow::Owned(format!("{h:#x}")),
+        h => Cow::Owned(hex(h)),
     }
+}
+
+/// `format!("{h:#x}")` without the formatting machinery: a handler address is written into
+/// nearly every record of a signal flood.
+fn hex(h: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut n = 0;
+    let mut rest = h;
+    loop {
+        digits[15 - n] = DIGITS[(rest & 0xf) as usize];
+        n += 1;
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut s = String::with_capacity(2 + n);
+    s.push_str("0x");
+    for &d in &digits[16 - n..] {
+        s.push(char::from(d));
+    }
+    s
 }
 
 /// Decodes a 64-bit signal mask (bit n-1 = signal n, as /proc/PID/status shows them) to names.
@@ -478,6 +501,17 @@ mod tests {
         assert_eq!(handler_text(0), "default");
         assert_eq!(handler_text(1), "ignore");
         assert_eq!(handler_text(0x5555_0000_1234), "0x555500001234");
+        for h in [
+            2,
+            0xf,
+            0x10,
+            0xdead_beef,
+            u64::MAX,
+            1 << 63,
+            0x7fff_ffff_ffff_fff0,
+        ] {
+            assert_eq!(handler_text(h), format!("{h:#x}"));
+        }
         assert_eq!(disposition(0x400000), "handler");
         assert_eq!(mask_names(0x4000), vec!["SIGTERM"]);
         assert_eq!(mask_names((1 << 8) | (1 << 14)), vec!["SIGKILL", "SIGTERM"]);
