@@ -18,8 +18,6 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use containerd_client::services::v1::containers_client::ContainersClient;
@@ -30,6 +28,7 @@ use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Request, Status};
 
 use crate::workload::cgroup::Runtime;
+use crate::workload::worker::{bounded, Query, Worker};
 
 /// Where containerd listens by default.
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
@@ -52,9 +51,6 @@ const MAX_FILTERED_IDS: usize = 64;
 
 /// Largest response accepted: container listings carry each container's full OCI spec.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
-
-/// Extra time a caller waits beyond the worker's own bound before giving up on an answer.
-const REPLY_GRACE: Duration = Duration::from_millis(200);
 
 /// One container as the runtime knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -144,46 +140,31 @@ pub trait ContainerSource: Send {
     }
 }
 
-/// A request to the client thread.
-struct Job {
-    /// `None` lists every container; otherwise only these ids.
-    ids: Option<Vec<String>>,
-    reply: mpsc::SyncSender<Result<Vec<RuntimeContainer>, RuntimeError>>,
-}
-
 /// A containerd API client with a bounded wait on every query.
 ///
 /// Keeps one connection open between queries and reconnects after any failure, so a
 /// containerd that restarts is picked up again by the next query.
 pub struct Containerd {
-    socket: PathBuf,
-    timeout: Duration,
-    jobs: mpsc::Sender<Job>,
+    worker: Worker,
 }
 
 impl Containerd {
     /// Starts a client for the containerd socket at `socket`; each query is bounded by
     /// `timeout`. Does not connect yet: the first query does.
     pub fn new(socket: impl AsRef<Path>, timeout: Duration) -> Result<Containerd, RuntimeError> {
-        let socket = socket.as_ref().to_path_buf();
+        let socket = socket.as_ref();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(RuntimeError::Spawn)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let worker = Worker {
-            socket: socket.clone(),
+        let client = Client {
+            rt,
+            socket: socket.to_path_buf(),
             timeout,
             channel: None,
         };
-        thread::Builder::new()
-            .name("containerd-client".to_owned())
-            .spawn(move || worker.run(&rt, &queue))
-            .map_err(RuntimeError::Spawn)?;
         Ok(Containerd {
-            socket,
-            timeout,
-            jobs,
+            worker: Worker::start(ENGINE, socket, timeout, client)?,
         })
     }
 
@@ -191,134 +172,100 @@ impl Containerd {
     /// those with one of the given ids. Returns within about the configured timeout whatever
     /// containerd does.
     pub fn list(&self, ids: Option<&[String]>) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job = Job {
-            ids: ids.map(<[String]>::to_vec),
-            reply,
-        };
-        self.jobs.send(job).map_err(|_| RuntimeError::WorkerGone)?;
-        match answer.recv_timeout(self.timeout + REPLY_GRACE) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(RuntimeError::Timeout {
-                engine: ENGINE,
-                socket: self.socket.clone(),
-                timeout: self.timeout,
-            }),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(RuntimeError::WorkerGone),
-        }
+        self.worker.list(ids)
     }
 }
 
 impl ContainerSource for Containerd {
     fn lookup(&mut self, ids: &[String]) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        if ids.len() > MAX_FILTERED_IDS {
-            let mut all = self.list(None)?;
-            all.retain(|c| ids.contains(&c.id));
-            return Ok(all);
-        }
-        self.list(Some(ids))
+        self.worker.lookup(ids, MAX_FILTERED_IDS)
     }
 }
 
 /// The client thread's state.
-struct Worker {
+struct Client {
+    rt: tokio::runtime::Runtime,
     socket: PathBuf,
     timeout: Duration,
     /// The open connection, dropped after any failure.
     channel: Option<Channel>,
 }
 
-impl Worker {
-    /// Answers jobs until every [`Containerd`] handle is gone.
-    fn run(mut self, rt: &tokio::runtime::Runtime, queue: &mpsc::Receiver<Job>) {
-        while let Ok(job) = queue.recv() {
-            let timeout = self.timeout;
-            let result = rt.block_on(async {
-                tokio::time::timeout(timeout, self.query(job.ids.as_deref()))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(RuntimeError::Timeout {
-                            engine: ENGINE,
-                            socket: self.socket.clone(),
-                            timeout,
-                        })
-                    })
-            });
-            if result.is_err() {
-                self.channel = None;
-            }
-            // The caller may have stopped waiting; its answer is then dropped.
-            let _ = job.reply.send(result);
+impl Query for Client {
+    fn run(&mut self, ids: Option<&[String]>) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+        let query = query(&mut self.channel, &self.socket, ids);
+        let result = bounded(&self.rt, ENGINE, &self.socket, self.timeout, query);
+        if result.is_err() {
+            self.channel = None;
         }
+        result
     }
+}
 
-    /// Connects if needed, then lists namespaces and their containers.
-    async fn query(
-        &mut self,
-        ids: Option<&[String]>,
-    ) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        let channel = match &self.channel {
-            Some(channel) => channel.clone(),
-            None => {
-                let channel = containerd_client::connect(&self.socket)
+/// Connects if `open` holds no connection, then lists namespaces and their containers.
+async fn query(
+    open: &mut Option<Channel>,
+    socket: &Path,
+    ids: Option<&[String]>,
+) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+    let channel = match open {
+        Some(channel) => channel.clone(),
+        None => {
+            let channel =
+                containerd_client::connect(socket)
                     .await
                     .map_err(|e| RuntimeError::Connect {
                         engine: ENGINE,
-                        socket: self.socket.clone(),
+                        socket: socket.to_path_buf(),
                         reason: error_chain(&e),
                     })?;
-                self.channel = Some(channel.clone());
-                channel
-            }
-        };
-        let namespaces = NamespacesClient::new(channel.clone())
-            .list(ListNamespacesRequest::default())
-            .await
-            .map_err(|status| call_error("namespaces list", status))?
-            .into_inner()
-            .namespaces;
-        let filters = ids.map(id_filters).unwrap_or_default();
-        let mut client =
-            ContainersClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let mut found = Vec::new();
-        for namespace in namespaces {
-            // containerd only accepts namespace names that are valid header values; skip any
-            // other rather than lose the rest of the answer.
-            let Ok(value) = MetadataValue::try_from(namespace.name.as_str()) else {
-                continue;
-            };
-            let mut request = Request::new(ListContainersRequest {
-                filters: filters.clone(),
-            });
-            request.metadata_mut().insert(NAMESPACE_HEADER, value);
-            let containers = client
-                .list(request)
-                .await
-                .map_err(|status| call_error("containers list", status))?
-                .into_inner()
-                .containers;
-            found.extend(containers.into_iter().map(|c| {
-                let annotations = c
-                    .extensions
-                    .get(CRI_METADATA_EXTENSION)
-                    .map(|any| cri_annotations(&any.value))
-                    .unwrap_or_default();
-                RuntimeContainer {
-                    runtime: Runtime::Containerd,
-                    namespace: namespace.name.clone(),
-                    id: c.id,
-                    name: None,
-                    image: c.image,
-                    labels: c.labels.into_iter().collect(),
-                    annotations,
-                }
-            }));
+            *open = Some(channel.clone());
+            channel
         }
-        Ok(found)
+    };
+    let namespaces = NamespacesClient::new(channel.clone())
+        .list(ListNamespacesRequest::default())
+        .await
+        .map_err(|status| call_error("namespaces list", status))?
+        .into_inner()
+        .namespaces;
+    let filters = ids.map(id_filters).unwrap_or_default();
+    let mut client = ContainersClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut found = Vec::new();
+    for namespace in namespaces {
+        // containerd only accepts namespace names that are valid header values; skip any
+        // other rather than lose the rest of the answer.
+        let Ok(value) = MetadataValue::try_from(namespace.name.as_str()) else {
+            continue;
+        };
+        let mut request = Request::new(ListContainersRequest {
+            filters: filters.clone(),
+        });
+        request.metadata_mut().insert(NAMESPACE_HEADER, value);
+        let containers = client
+            .list(request)
+            .await
+            .map_err(|status| call_error("containers list", status))?
+            .into_inner()
+            .containers;
+        found.extend(containers.into_iter().map(|c| {
+            let annotations = c
+                .extensions
+                .get(CRI_METADATA_EXTENSION)
+                .map(|any| cri_annotations(&any.value))
+                .unwrap_or_default();
+            RuntimeContainer {
+                runtime: Runtime::Containerd,
+                namespace: namespace.name.clone(),
+                id: c.id,
+                name: None,
+                image: c.image,
+                labels: c.labels.into_iter().collect(),
+                annotations,
+            }
+        }));
     }
+    Ok(found)
 }
 
 /// The kubelet's annotations from the CRI plugin's container metadata extension: a JSON
@@ -386,6 +333,7 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::worker::REPLY_GRACE;
     use std::time::Instant;
 
     #[test]

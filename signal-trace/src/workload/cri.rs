@@ -26,8 +26,6 @@
 //! connects anew (a runtime that restarted is picked up again).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use containerd_client::tonic::transport::Channel;
@@ -37,6 +35,7 @@ use k8s_cri::v1::{Container, ContainerFilter, ListContainersRequest, VersionRequ
 
 use crate::workload::cgroup::Runtime;
 use crate::workload::containerd::{error_chain, ContainerSource, RuntimeContainer, RuntimeError};
+use crate::workload::worker::{bounded, Query, Worker};
 
 /// Where CRI-O listens by default.
 pub const DEFAULT_SOCKET: &str = "/var/run/crio/crio.sock";
@@ -55,9 +54,6 @@ const MAX_FILTERED_IDS: usize = 8;
 
 /// Largest response accepted (the kubelet's own limit is 16 MiB).
 const MAX_MESSAGE_BYTES: usize = 16 << 20;
-
-/// Extra time a caller waits beyond the worker's own bound before giving up on an answer.
-const REPLY_GRACE: Duration = Duration::from_millis(200);
 
 /// The runtime a CRI `Version` answer names: `cri-o` is CRI-O, `containerd` is containerd's
 /// CRI plugin, `docker` is cri-dockerd in front of dockerd. Any other runtime is reported as
@@ -99,45 +95,30 @@ pub fn runtime_container(c: Container, runtime: Runtime) -> RuntimeContainer {
     }
 }
 
-/// A request to the client thread.
-struct Job {
-    /// `None` lists every container; otherwise only these ids.
-    ids: Option<Vec<String>>,
-    reply: mpsc::SyncSender<Result<Vec<RuntimeContainer>, RuntimeError>>,
-}
-
 /// A CRI RuntimeService client with a bounded wait on every query.
 ///
 /// Keeps one connection open between queries and reconnects after any failure.
 pub struct Cri {
-    socket: PathBuf,
-    timeout: Duration,
-    jobs: mpsc::Sender<Job>,
+    worker: Worker,
 }
 
 impl Cri {
     /// Starts a client for the CRI runtime at `socket`; each query is bounded by `timeout`.
     /// Does not connect yet: the first query does.
     pub fn new(socket: impl AsRef<Path>, timeout: Duration) -> Result<Cri, RuntimeError> {
-        let socket = socket.as_ref().to_path_buf();
+        let socket = socket.as_ref();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(RuntimeError::Spawn)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let worker = Worker {
-            socket: socket.clone(),
+        let client = Client {
+            rt,
+            socket: socket.to_path_buf(),
             timeout,
             connection: None,
         };
-        thread::Builder::new()
-            .name("cri-client".to_owned())
-            .spawn(move || worker.run(&rt, &queue))
-            .map_err(RuntimeError::Spawn)?;
         Ok(Cri {
-            socket,
-            timeout,
-            jobs,
+            worker: Worker::start(ENGINE, socket, timeout, client)?,
         })
     }
 
@@ -145,35 +126,13 @@ impl Cri {
     /// one of the given ids. Returns within about the configured timeout whatever the runtime
     /// does.
     pub fn list(&self, ids: Option<&[String]>) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job = Job {
-            ids: ids.map(<[String]>::to_vec),
-            reply,
-        };
-        self.jobs.send(job).map_err(|_| RuntimeError::WorkerGone)?;
-        match answer.recv_timeout(self.timeout + REPLY_GRACE) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(RuntimeError::Timeout {
-                engine: ENGINE,
-                socket: self.socket.clone(),
-                timeout: self.timeout,
-            }),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(RuntimeError::WorkerGone),
-        }
+        self.worker.list(ids)
     }
 }
 
 impl ContainerSource for Cri {
     fn lookup(&mut self, ids: &[String]) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        if ids.len() > MAX_FILTERED_IDS {
-            let mut all = self.list(None)?;
-            all.retain(|c| ids.contains(&c.id));
-            return Ok(all);
-        }
-        self.list(Some(ids))
+        self.worker.lookup(ids, MAX_FILTERED_IDS)
     }
 
     /// CRI-O's own layouts (`crio-<id>.scope`, `crio-<id>`), and the Kubernetes layouts that
@@ -185,87 +144,76 @@ impl ContainerSource for Cri {
 }
 
 /// The client thread's state.
-struct Worker {
+struct Client {
+    rt: tokio::runtime::Runtime,
     socket: PathBuf,
     timeout: Duration,
     /// The open connection and the runtime its `Version` named, dropped after any failure.
     connection: Option<(Channel, Runtime)>,
 }
 
-impl Worker {
-    /// Answers jobs until every [`Cri`] handle is gone.
-    fn run(mut self, rt: &tokio::runtime::Runtime, queue: &mpsc::Receiver<Job>) {
-        while let Ok(job) = queue.recv() {
-            let timeout = self.timeout;
-            let result = rt.block_on(async {
-                tokio::time::timeout(timeout, self.query(job.ids.as_deref()))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(RuntimeError::Timeout {
-                            engine: ENGINE,
-                            socket: self.socket.clone(),
-                            timeout,
-                        })
-                    })
-            });
-            if result.is_err() {
-                self.connection = None;
-            }
-            // The caller may have stopped waiting; its answer is then dropped.
-            let _ = job.reply.send(result);
+impl Query for Client {
+    fn run(&mut self, ids: Option<&[String]>) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+        let query = query(&mut self.connection, &self.socket, ids);
+        let result = bounded(&self.rt, ENGINE, &self.socket, self.timeout, query);
+        if result.is_err() {
+            self.connection = None;
         }
+        result
     }
+}
 
-    /// Connects and asks `Version` if needed, then lists the containers.
-    async fn query(
-        &mut self,
-        ids: Option<&[String]>,
-    ) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        let (channel, runtime) = match &self.connection {
-            Some(connection) => connection.clone(),
-            None => {
-                // A plain gRPC channel over the Unix socket; nothing in it is containerd's.
-                let channel = containerd_client::connect(&self.socket)
+/// Connects and asks `Version` if `open` holds no connection, then lists the containers.
+async fn query(
+    open: &mut Option<(Channel, Runtime)>,
+    socket: &Path,
+    ids: Option<&[String]>,
+) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+    let (channel, runtime) = match open {
+        Some(connection) => connection.clone(),
+        None => {
+            // A plain gRPC channel over the Unix socket; nothing in it is containerd's.
+            let channel =
+                containerd_client::connect(socket)
                     .await
                     .map_err(|e| RuntimeError::Connect {
                         engine: ENGINE,
-                        socket: self.socket.clone(),
+                        socket: socket.to_path_buf(),
                         reason: error_chain(&e),
                     })?;
-                let version = RuntimeServiceClient::new(channel.clone())
-                    .version(VersionRequest {
-                        version: CRI_VERSION.to_owned(),
-                    })
-                    .await
-                    .map_err(|status| call_error("version", status))?
-                    .into_inner();
-                let connection = (channel, runtime_from_name(&version.runtime_name));
-                self.connection = Some(connection.clone());
-                connection
-            }
-        };
-        let mut client =
-            RuntimeServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let filters: Vec<Option<ContainerFilter>> = match ids {
-            None => vec![None],
-            Some(ids) => ids.iter().map(|id| Some(id_filter(id))).collect(),
-        };
-        let mut found = Vec::new();
-        for filter in filters {
-            let containers = client
-                .list_containers(ListContainersRequest { filter })
+            let version = RuntimeServiceClient::new(channel.clone())
+                .version(VersionRequest {
+                    version: CRI_VERSION.to_owned(),
+                })
                 .await
-                .map_err(|status| call_error("containers list", status))?
-                .into_inner()
-                .containers;
-            found.extend(
-                containers
-                    .into_iter()
-                    .map(|c| runtime_container(c, runtime)),
-            );
+                .map_err(|status| call_error("version", status))?
+                .into_inner();
+            let connection = (channel, runtime_from_name(&version.runtime_name));
+            *open = Some(connection.clone());
+            connection
         }
-        Ok(found)
+    };
+    let mut client =
+        RuntimeServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let filters: Vec<Option<ContainerFilter>> = match ids {
+        None => vec![None],
+        Some(ids) => ids.iter().map(|id| Some(id_filter(id))).collect(),
+    };
+    let mut found = Vec::new();
+    for filter in filters {
+        let containers = client
+            .list_containers(ListContainersRequest { filter })
+            .await
+            .map_err(|status| call_error("containers list", status))?
+            .into_inner()
+            .containers;
+        found.extend(
+            containers
+                .into_iter()
+                .map(|c| runtime_container(c, runtime)),
+        );
     }
+    Ok(found)
 }
 
 /// The filter that selects the container with this id.
@@ -292,6 +240,7 @@ mod tests {
         container_record, ANNOTATION_GRACE_PERIOD, LABEL_CONTAINER_NAME, LABEL_POD_NAME,
         LABEL_POD_NAMESPACE,
     };
+    use crate::workload::worker::REPLY_GRACE;
     use k8s_cri::v1::{ContainerMetadata, ImageSpec};
     use std::collections::HashMap;
     use std::time::Instant;

@@ -21,14 +21,13 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::workload::cgroup::Runtime;
 use crate::workload::containerd::{ContainerSource, RuntimeContainer, RuntimeError};
+use crate::workload::worker::{Query, Worker};
 
 /// Where dockerd listens by default.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -46,9 +45,6 @@ pub const LABEL_COMPOSE_SERVICE: &str = "com.docker.compose.service";
 
 /// Largest answer accepted.
 const MAX_RESPONSE_BYTES: usize = 16 << 20;
-
-/// Extra time a caller waits beyond the worker's own bound before giving up on an answer.
-const REPLY_GRACE: Duration = Duration::from_millis(200);
 
 /// Which daemon speaks the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,18 +71,10 @@ impl Engine {
     }
 }
 
-/// A request to the client thread: the ids to list.
-struct Job {
-    ids: Vec<String>,
-    reply: mpsc::SyncSender<Result<Vec<RuntimeContainer>, RuntimeError>>,
-}
-
 /// A Docker Engine API client with a bounded wait on every query.
 pub struct DockerApi {
     engine: Engine,
-    socket: PathBuf,
-    timeout: Duration,
-    jobs: mpsc::Sender<Job>,
+    worker: Worker,
 }
 
 impl DockerApi {
@@ -98,58 +86,51 @@ impl DockerApi {
         socket: impl AsRef<Path>,
         timeout: Duration,
     ) -> Result<DockerApi, RuntimeError> {
-        let socket = socket.as_ref().to_path_buf();
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let worker_socket = socket.clone();
-        thread::Builder::new()
-            .name(format!("{}-client", engine.name()))
-            .spawn(move || {
-                while let Ok(job) = queue.recv() {
-                    let result = list(engine, &worker_socket, timeout, &job.ids);
-                    // The caller may have stopped waiting; its answer is then dropped.
-                    let _ = job.reply.send(result);
-                }
-            })
-            .map_err(RuntimeError::Spawn)?;
+        let socket = socket.as_ref();
+        let client = Client {
+            engine,
+            socket: socket.to_path_buf(),
+            timeout,
+        };
         Ok(DockerApi {
             engine,
-            socket,
-            timeout,
-            jobs,
+            worker: Worker::start(engine.name(), socket, timeout, client)?,
         })
     }
 
     /// The containers (running or not) with one of the given ids. Returns within about the
     /// configured timeout whatever the daemon does.
     pub fn list(&self, ids: &[String]) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job = Job {
-            ids: ids.to_vec(),
-            reply,
-        };
-        self.jobs.send(job).map_err(|_| RuntimeError::WorkerGone)?;
-        match answer.recv_timeout(self.timeout + REPLY_GRACE) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(RuntimeError::Timeout {
-                engine: self.engine.name(),
-                socket: self.socket.clone(),
-                timeout: self.timeout,
-            }),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(RuntimeError::WorkerGone),
-        }
+        self.worker.list(Some(ids))
     }
 }
 
 impl ContainerSource for DockerApi {
     fn lookup(&mut self, ids: &[String]) -> Result<Vec<RuntimeContainer>, RuntimeError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.list(ids)
+        // The API takes any number of ids in one filter.
+        self.worker.lookup(ids, usize::MAX)
     }
 
     fn serves(&self, runtime: Runtime) -> bool {
         runtime == self.engine.runtime()
+    }
+}
+
+/// The client thread's state: where to connect, each query anew.
+struct Client {
+    engine: Engine,
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+impl Query for Client {
+    fn run(&mut self, ids: Option<&[String]>) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+        list(
+            self.engine,
+            &self.socket,
+            self.timeout,
+            ids.unwrap_or_default(),
+        )
     }
 }
 
@@ -364,7 +345,9 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::worker::REPLY_GRACE;
     use std::os::unix::net::UnixListener;
+    use std::thread;
 
     const ID1: &str = "5e5e56284716d1377022e5040c601c82fe47ba6c05cb30340ae0c210a52ec9bb";
 

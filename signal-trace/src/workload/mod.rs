@@ -5,8 +5,9 @@
 //! annotations, [`cri`] asks a CRI runtime (CRI-O, or containerd's CRI plugin) for the same as
 //! the kubelet sees them, [`docker`] asks dockerd or podman for names, images and Compose labels;
 //! [`containers`] keeps the cache that maps the cgroup ids carried by events to containers and
-//! units, refreshed as containers come and go. A new runtime client goes next to them and feeds
-//! the same cache.
+//! units, refreshed as containers come and go. Each client queries from a thread of its own
+//! with a bound on every answer ([`worker`]). A new runtime client goes next to them: it
+//! implements [`worker::Query`] and [`containerd::ContainerSource`], and feeds the same cache.
 
 pub mod cgroup;
 pub mod containerd;
@@ -14,3 +15,4 @@ pub mod containers;
 pub mod cri;
 pub mod docker;
 pub mod unit;
+pub mod worker;
