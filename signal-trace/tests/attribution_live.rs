@@ -6,14 +6,13 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::cri::{CriPod, PodSpec};
 use common::docker::{DockerContainer, RunOptions};
 use common::systemd::Machine;
-use common::{ctr, docker, is, Trace, BIN};
+use common::{ctr, docker, explain, is, Trace};
 use serde_json::Value;
 
 /// The tracer with every runtime socket pointed at the tests' engines, plus `args`.
@@ -51,34 +50,6 @@ fn validate(records: &[Value]) {
         .clone();
     broken["target"]["unit"] = Value::from(7);
     assert!(!validator.is_valid(&broken), "a unit must be a string");
-}
-
-/// `signal-trace explain --from -` over recorded records: the findings.
-fn explain(records: &[Value]) -> Vec<Value> {
-    let mut child = Command::new(BIN)
-        .args(["explain", "--format", "json", "--from", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn signal-trace explain");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        for r in records {
-            writeln!(stdin, "{r}").expect("write a record");
-        }
-    }
-    let out = child.wait_with_output().expect("explain output");
-    assert!(
-        out.status.success(),
-        "explain failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("explain prints JSON"))
-        .filter(|v: &Value| v["event"] == "finding")
-        .collect()
 }
 
 fn kinds(findings: &[Value]) -> Vec<String> {

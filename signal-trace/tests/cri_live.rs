@@ -13,12 +13,12 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cri::{CriPod, PodSpec, GRACE_ANNOTATION};
 use common::ctr::{self, random_hex, random_uuid};
-use common::{hung_runtime, is, metrics, require_root, spawn, Cgroup2, Setup, Trace, BIN};
+use common::{explain, hung_runtime, is, metrics, require_root, spawn, Cgroup2, Setup, Trace, BIN};
 use serde_json::Value;
 use signal_trace::workload::cgroup::Runtime;
 use signal_trace::workload::containerd::{ContainerSource, RuntimeError};
@@ -51,34 +51,6 @@ fn trace_with_cri_only(args: &[&str]) -> Trace {
     ];
     all.extend_from_slice(args);
     Trace::start(&all)
-}
-
-/// `signal-trace explain --from -` over recorded records: the findings.
-fn explain(records: &[Value]) -> Vec<Value> {
-    let mut child = Command::new(BIN)
-        .args(["explain", "--format", "json", "--from", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn signal-trace explain");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        for r in records {
-            writeln!(stdin, "{r}").expect("write a record");
-        }
-    }
-    let out = child.wait_with_output().expect("explain output");
-    assert!(
-        out.status.success(),
-        "explain failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("explain prints JSON"))
-        .filter(|v: &Value| v["event"] == "finding")
-        .collect()
 }
 
 /// Case A: the client itself, on containerd's CRI plugin.

@@ -9,7 +9,7 @@ pub mod docker;
 pub mod proc;
 pub mod systemd;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -225,6 +225,34 @@ pub fn int(v: &Value, path: &[&str]) -> i64 {
     }
     cur.as_i64()
         .unwrap_or_else(|| panic!("{path:?} is not an integer in {v}"))
+}
+
+/// `signal-trace explain --from -` over recorded records: the findings.
+pub fn explain(records: &[Value]) -> Vec<Value> {
+    let mut child = Command::new(BIN)
+        .args(["explain", "--format", "json", "--from", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn signal-trace explain");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for r in records {
+            writeln!(stdin, "{r}").expect("write a record");
+        }
+    }
+    let out = child.wait_with_output().expect("explain output");
+    assert!(
+        out.status.success(),
+        "explain failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("explain prints JSON"))
+        .filter(|v: &Value| v["event"] == "finding")
+        .collect()
 }
 
 pub fn is(v: &Value, event: &str) -> bool {
