@@ -31,7 +31,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-use crate::event::record::{Container, Record};
+use crate::event::record::{Container, DeliverCause, Record};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -87,7 +87,7 @@ impl Metrics {
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
             "events",
-            "Events traced, by kind, signal and result (verdict for generate, errno for send_failed)",
+            "Events traced, by kind, signal and result (verdict for generate, errno for send_failed, group_exit for the SIGKILL the kernel reports to each thread of an ending process)",
             events.clone(),
         );
         let pod_events = pod_labels.then(|| {
@@ -145,7 +145,9 @@ impl Metrics {
         }
         let (signo, result): (u32, u8) = match r {
             Record::Generate(g) => (g.signo, g.result as u8),
-            Record::Deliver(d) => (d.signo, 0),
+            // The kernel's group-exit path reports SIGKILL for every thread of an ending
+            // process, sent or not: its own result value keeps it apart from a dequeued one.
+            Record::Deliver(d) => (d.signo, u8::from(d.cause == Some(DeliverCause::GroupExit))),
             Record::Exit(x) => (x.signo.unwrap_or(0), 0),
             // A number that is no signal (kill(pid, -1)) gets one label, "invalid".
             Record::SendFailed(s) => (u32::try_from(s.signo).unwrap_or(u32::MAX), 0),
@@ -166,6 +168,9 @@ impl Metrics {
             result: match r {
                 Record::Generate(g) => g.result.as_str().into(),
                 Record::SendFailed(s) => s.errno.to_string(),
+                Record::Deliver(d) if d.cause == Some(DeliverCause::GroupExit) => {
+                    "group_exit".into()
+                }
                 _ => String::new(),
             },
         };
@@ -366,6 +371,33 @@ mod tests {
     }
 
     const IGNORED: &str = r#"{"event":"generate","time":"2026-11-26T13:30:26.261043450Z","signal":"SIGTERM","signo":15,"code":"SI_USER","si_code":0,"errno":0,"group":true,"result":"ignored","reason":"pid_namespace_init","sender":{"pid":8255,"tid":8255,"comm":"bash","uid":0,"cgroup_id":1},"target":{"pid":8262,"tid":8262,"comm":"sleep","ns_pid":1,"cgroup_id":7,"disposition":"default","handler":"default","blocked":false,"container":{"id":"abc","runtime":"containerd","name":"app","pod":"web-0","namespace":"shop"}}}"#;
+
+    #[test]
+    fn the_kernels_group_exit_sigkills_are_counted_apart_from_dequeued_ones() {
+        let deliver = |cause: &str| {
+            rec(&format!(
+                r#"{{"event":"deliver","time":"2026-11-26T13:30:26Z","signal":"SIGKILL","signo":9,"code":"SI_USER","si_code":0,"cause":{cause},"pid":7,"tid":8,"comm":"worker","handler":"default","sa_flags":0}}"#
+            ))
+        };
+        let mut m = Metrics::new(false);
+        m.record(&deliver(r#""dequeued""#));
+        for _ in 0..4 {
+            m.record(&deliver(r#""group_exit""#));
+        }
+        // A recording older than `cause` counts as a dequeued delivery.
+        m.record(&deliver("null"));
+        let text = m.render();
+        assert!(
+            text.contains(r#"signal_trace_events_total{event="deliver",signal="SIGKILL",result="group_exit"} 4"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"signal_trace_events_total{event="deliver",signal="SIGKILL",result=""} 2"#
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn events_lost_and_failures_are_counted() {
